@@ -1,0 +1,1 @@
+"""Meshpilot: a grounded copilot for data-mesh data products."""

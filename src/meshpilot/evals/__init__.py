@@ -1,0 +1,1 @@
+"""Evaluation suites measuring the layers above, run by `meshpilot evals run`."""

@@ -1,0 +1,1 @@
+"""Cross-cutting guardrails applied at the edges: PII, prompt injection, access policy, audit."""

@@ -1,0 +1,168 @@
+"""Reading workspace files with line numbers, and writing them atomically.
+
+Every problem we report must point at a file and a line, so YAML is loaded through its node tree and
+each key path is mapped to the line it starts on. Dates stay strings (as ODCS asks); the pydantic
+models parse them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from meshpilot.errors import Problem
+
+LinePath = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without the timestamp resolver: dates remain the strings the author wrote."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class LocatedDocument:
+    """A parsed document plus where each of its parts starts, so validation errors can cite lines."""
+
+    def __init__(self, source: str, data: Any, lines: dict[LinePath, int]):
+        self.source = source
+        self.data = data
+        self.lines = lines
+
+    def line_of(self, path: Iterable[str | int]) -> int | None:
+        """The line of the deepest part of `path` that exists in the document."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+    def problem(self, path: Iterable[str | int], message: str) -> Problem:
+        return Problem(self.source, message, self.line_of(path))
+
+    def validate(self, model: type[BaseModel], path: LinePath = (), data: Any = None) -> tuple[Any, list[Problem]]:
+        """Validate `data` (default: the whole document) against `model`; problems carry lines."""
+        try:
+            return model.model_validate(self.data if data is None else data), []
+        except ValidationError as exc:
+            return None, [self.problem(path + tuple(err["loc"]), _describe(err)) for err in exc.errors()]
+
+
+def _describe(err: dict[str, Any]) -> str:
+    field = ".".join(str(p) for p in err["loc"]) or "document"
+    if err["type"] == "extra_forbidden":
+        return f"unknown field '{err['loc'][-1]}' (check its spelling)"
+    if err["type"] == "missing":
+        return f"missing required field '{field}'"
+    given = err.get("input")
+    shown = f" (got {given!r})" if isinstance(given, str | int | float | bool) else ""
+    return f"{field}: {err['msg']}{shown}"
+
+
+def _record_lines(node: yaml.Node, path: LinePath, lines: dict[LinePath, int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key_path = (*path, key_node.value)
+            lines[key_path] = key_node.start_mark.line + 1
+            _record_lines(value_node, key_path, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, (*path, index), lines)
+
+
+def parse_yaml(text: str, source: str) -> tuple[LocatedDocument | None, list[Problem]]:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, [Problem(source, "the file is empty", 1)]
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        return None, [Problem(source, f"invalid YAML: {exc.problem or exc.context}", line)]
+    except yaml.YAMLError as exc:
+        return None, [Problem(source, f"invalid YAML: {exc}")]
+    finally:
+        loader.dispose()
+    lines: dict[LinePath, int] = {}
+    _record_lines(node, (), lines)
+    return LocatedDocument(source, data, lines), []
+
+
+def load_yaml(path: Path, source: str | None = None) -> tuple[LocatedDocument | None, list[Problem]]:
+    source = source or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None, [Problem(source, "not UTF-8 text")]
+    except OSError as exc:
+        return None, [Problem(source, f"cannot read: {exc.strerror}")]
+    return parse_yaml(text, source)
+
+
+def parse_json_line(raw: str, source: str, line: int) -> tuple[LocatedDocument | None, list[Problem]]:
+    """One line of a JSON Lines file; every problem in it points at that line."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return None, [Problem(source, f"invalid JSON: {exc.msg} (column {exc.colno})", line)]
+    return LocatedDocument(source, data, {(): line}), []
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` so that readers see the old file or the new one, never a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp creates the file 0600; give it the mode the file had, or the usual one for new files.
+        os.chmod(tmp_name, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is only durable once the directory entry is on disk.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def atomic_write_yaml(path: Path, data: Any) -> None:
+    atomic_write_text(path, dump_yaml(data))
+
+
+def atomic_write_jsonl(path: Path, records: Iterable[Any]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records))

@@ -1,0 +1,161 @@
+"""OpenLineage events as the workspace stores them, and the dataset and column edges they declare.
+
+Only what the mesh needs is typed; every other facet is kept as it came, so nothing a producer sent is
+lost when an event is written back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class RunState(StrEnum):
+    START = "START"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    ABORT = "ABORT"
+    FAIL = "FAIL"
+    OTHER = "OTHER"
+
+
+class LineageDataset(_Open):
+    namespace: str
+    name: str
+    facets: dict[str, Any] = {}
+
+
+class LineageJob(_Open):
+    namespace: str
+    name: str
+    facets: dict[str, Any] = {}
+
+
+class LineageRun(_Open):
+    runId: UUID
+    facets: dict[str, Any] = {}
+
+
+class LineageEvent(_Open):
+    """A RunEvent, JobEvent or DatasetEvent (told apart by which of run, job and dataset it has)."""
+
+    eventTime: AwareDatetime
+    producer: str
+    schemaURL: str
+    eventType: RunState | None = None
+    run: LineageRun | None = None
+    job: LineageJob | None = None
+    dataset: LineageDataset | None = None
+    inputs: list[LineageDataset] = []
+    outputs: list[LineageDataset] = []
+
+    @model_validator(mode="after")
+    def _is_one_kind(self) -> LineageEvent:
+        if self.run is not None and self.job is None:
+            raise ValueError("a run event needs a 'job' (namespace and name)")
+        if self.run is None and self.job is None and self.dataset is None:
+            raise ValueError("an event needs 'run' and 'job' (RunEvent), 'job' (JobEvent) or 'dataset' (DatasetEvent)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.run is not None:
+            return "run"
+        return "job" if self.job is not None else "dataset"
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+
+    @property
+    def event_id(self) -> str:
+        """Content hash: the same event sent twice is stored once."""
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class DatasetEdge:
+    source_namespace: str
+    source_name: str
+    target_namespace: str
+    target_name: str
+    job: str
+
+
+@dataclass(frozen=True)
+class ColumnEdge:
+    source_namespace: str
+    source_name: str
+    source_field: str
+    target_namespace: str
+    target_name: str
+    target_field: str | None  # None: the input affects the whole output dataset (e.g. a filter)
+    transformation_type: str | None
+    transformation_subtype: str | None
+    description: str | None
+    job: str
+
+
+def dataset_edges(event: LineageEvent) -> list[DatasetEdge]:
+    if event.job is None:
+        return []
+    job = f"{event.job.namespace}/{event.job.name}"
+    return [
+        DatasetEdge(i.namespace, i.name, o.namespace, o.name, job)
+        for i in event.inputs
+        for o in event.outputs
+        if (i.namespace, i.name) != (o.namespace, o.name)
+    ]
+
+
+def column_edges(event: LineageEvent) -> list[ColumnEdge]:
+    job = f"{event.job.namespace}/{event.job.name}" if event.job else ""
+    outputs = list(event.outputs) + ([event.dataset] if event.dataset else [])
+    edges: list[ColumnEdge] = []
+    for output in outputs:
+        facet = output.facets.get("columnLineage") or {}
+        for target_field, spec in (facet.get("fields") or {}).items():
+            for source in spec.get("inputFields") or []:
+                edges.extend(_edges_for(source, output, target_field, spec, job))
+        for source in facet.get("dataset") or []:
+            edges.extend(_edges_for(source, output, None, {}, job))
+    return edges
+
+
+def _edges_for(source: dict, output: LineageDataset, target_field: str | None, spec: dict, job: str) -> list[ColumnEdge]:
+    # Since OpenLineage 1.x each input field lists its transformations; older producers put one
+    # transformationType/Description on the output field.
+    transformations = source.get("transformations") or [
+        {"type": spec.get("transformationType"), "description": spec.get("transformationDescription")}
+    ]
+    return [
+        ColumnEdge(
+            source_namespace=source["namespace"],
+            source_name=source["name"],
+            source_field=source["field"],
+            target_namespace=output.namespace,
+            target_name=output.name,
+            target_field=target_field,
+            transformation_type=t.get("type"),
+            transformation_subtype=t.get("subtype"),
+            description=t.get("description"),
+            job=job,
+        )
+        for t in transformations
+    ]
+
+
+def output_schema(dataset: LineageDataset) -> list[dict[str, Any]]:
+    """The fields of a dataset's `schema` facet, if it has one."""
+    return list((dataset.facets.get("schema") or {}).get("fields") or [])
+

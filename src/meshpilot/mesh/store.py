@@ -1,0 +1,288 @@
+"""The metadata index: the workspace's files, validated and loaded into DuckDB.
+
+Tools answer with queries over this index rather than re-reading YAML. It is derived state: rebuilt
+whenever the source files change (their paths, sizes and modification times are fingerprinted), into
+a temporary file that then replaces the old index, so readers never see a half-built one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from meshpilot.errors import NotFoundError
+from meshpilot.mesh.lineage import column_edges, dataset_edges
+from meshpilot.mesh.model import DataProduct, MeshRef
+from meshpilot.mesh.workspace import Mesh, Workspace
+
+INDEX_FILE = "index.duckdb"
+SCHEMA_VERSION = "1"
+
+_DDL = """
+CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE teams (id VARCHAR PRIMARY KEY, name VARCHAR, domain VARCHAR, description VARCHAR,
+    slack_channel VARCHAR, oncall VARCHAR, parent VARCHAR);
+CREATE TABLE team_members (team_id VARCHAR, name VARCHAR, email VARCHAR, role VARCHAR);
+CREATE TABLE products (ref VARCHAR PRIMARY KEY, domain VARCHAR, id VARCHAR, name VARCHAR, owner VARCHAR,
+    description VARCHAR, status VARCHAR, version VARCHAR, tags VARCHAR[], contract VARCHAR, source VARCHAR,
+    document JSON);
+CREATE TABLE datasets (ref VARCHAR PRIMARY KEY, product_ref VARCHAR, name VARCHAR, qualified_name VARCHAR,
+    namespace VARCHAR, description VARCHAR, port VARCHAR, port_kind VARCHAR, location VARCHAR,
+    row_count BIGINT, last_updated TIMESTAMPTZ, tags VARCHAR[]);
+CREATE TABLE columns (ref VARCHAR, dataset_ref VARCHAR, position INTEGER, name VARCHAR, type VARCHAR,
+    description VARCHAR, nullable BOOLEAN, primary_key BOOLEAN, "references" VARCHAR, tags VARCHAR[],
+    classification VARCHAR);
+CREATE TABLE checks (dataset_ref VARCHAR, id VARCHAR, kind VARCHAR, column_name VARCHAR, description VARCHAR,
+    params JSON, severity VARCHAR);
+CREATE TABLE check_results (dataset_ref VARCHAR, check_id VARCHAR, status VARCHAR, run_at TIMESTAMPTZ,
+    observed JSON, message VARCHAR);
+CREATE TABLE incidents (id VARCHAR PRIMARY KEY, title VARCHAR, status VARCHAR, severity VARCHAR,
+    opened_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, products VARCHAR[], datasets VARCHAR[], check_id VARCHAR,
+    assignee VARCHAR, summary VARCHAR, root_cause VARCHAR, document JSON);
+CREATE TABLE lineage_events (event_id VARCHAR PRIMARY KEY, kind VARCHAR, event_type VARCHAR,
+    event_time TIMESTAMPTZ, run_id VARCHAR, job VARCHAR, payload JSON);
+CREATE TABLE dataset_edges (source_namespace VARCHAR, source_name VARCHAR, target_namespace VARCHAR,
+    target_name VARCHAR, job VARCHAR);
+CREATE TABLE column_edges (source_namespace VARCHAR, source_name VARCHAR, source_field VARCHAR,
+    target_namespace VARCHAR, target_name VARCHAR, target_field VARCHAR, transformation_type VARCHAR,
+    transformation_subtype VARCHAR, description VARCHAR, job VARCHAR);
+"""
+
+
+def fingerprint(workspace: Workspace) -> str:
+    digest = hashlib.sha256(SCHEMA_VERSION.encode())
+    for path in workspace.source_files():
+        stat = path.stat()
+        digest.update(f"{path.relative_to(workspace.root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+class MeshStore:
+    """Read access to the index of one workspace."""
+
+    def __init__(self, workspace: Workspace, connection: duckdb.DuckDBPyConnection):
+        self.workspace = workspace
+        self.con = connection
+
+    @classmethod
+    def open(cls, workspace: Workspace) -> MeshStore:
+        """Open the index read-only, rebuilding it first if the workspace's files have changed."""
+        path = workspace.state_dir / INDEX_FILE
+        wanted = fingerprint(workspace)
+        if _stored_fingerprint(path) != wanted:
+            build_index(workspace.load(), path, wanted)
+        return cls(workspace, duckdb.connect(str(path), read_only=True))
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> MeshStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, params or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # --- products -----------------------------------------------------------------------------------
+
+    def list_products(self, domain: str | None = None) -> list[dict[str, Any]]:
+        return self._rows(
+            """
+            SELECT p.ref, p.domain, p.id, p.name, p.owner, p.status, p.version, p.tags, p.source,
+                   count(d.ref) AS datasets
+            FROM products p LEFT JOIN datasets d ON d.product_ref = p.ref
+            WHERE ? IS NULL OR p.domain = ?
+            GROUP BY ALL ORDER BY p.domain, p.id
+            """,
+            [domain, domain],
+        )
+
+    def resolve_product(self, text: str) -> MeshRef:
+        """A product from `mesh://d/p`, `d/p` or a bare id that is unique across domains."""
+        text = text.strip()
+        if text.startswith("mesh://"):
+            ref = MeshRef.parse(text).product_ref()
+            candidates = self._rows("SELECT ref FROM products WHERE ref = ?", [str(ref)])
+        elif "/" in text:
+            domain, _, product = text.partition("/")
+            candidates = self._rows("SELECT ref FROM products WHERE domain = ? AND id = ?", [domain, product])
+        else:
+            candidates = self._rows("SELECT ref FROM products WHERE id = ? OR lower(name) = lower(?)", [text, text])
+        if len(candidates) == 1:
+            return MeshRef.parse(candidates[0]["ref"])
+        if len(candidates) > 1:
+            refs = ", ".join(c["ref"] for c in candidates)
+            raise NotFoundError(f"'{text}' names more than one product: {refs}", hint="Name it as <domain>/<product>.")
+        known = [f"{r['domain']}/{r['id']}" for r in self._rows("SELECT domain, id FROM products ORDER BY ALL")]
+        close = difflib.get_close_matches(text, known + [k.split("/")[1] for k in known], n=3)
+        hint = f"Did you mean {', '.join(close)}?" if close else "List them with `meshpilot products list`."
+        raise NotFoundError(f"No product '{text}' in this workspace.", hint=hint)
+
+    def product(self, text: str) -> DataProduct:
+        ref = self.resolve_product(text)
+        row = self.con.execute("SELECT document FROM products WHERE ref = ?", [str(ref)]).fetchone()
+        return DataProduct.model_validate_json(row[0])
+
+    def product_details(self, text: str) -> dict[str, Any]:
+        """A product with what surrounds it: owner team, checks' latest results, incidents, neighbours."""
+        product = self.product(text)
+        ref = str(product.ref)
+        team = self._rows("SELECT * FROM teams WHERE id = ?", [product.owner])
+        members = self._rows("SELECT name, email, role FROM team_members WHERE team_id = ?", [product.owner])
+        return {
+            "ref": ref,
+            "product": product.model_dump(mode="json", exclude_none=True),
+            "owner_team": {**team[0], "members": members} if team else None,
+            "latest_checks": self._rows(
+                """
+                SELECT c.dataset_ref, c.id AS check_id, c.kind, c.column_name, c.severity,
+                       r.status, r.run_at, r.observed, r.message
+                FROM checks c JOIN datasets d ON d.ref = c.dataset_ref
+                LEFT JOIN (SELECT * FROM check_results
+                           QUALIFY row_number() OVER (PARTITION BY dataset_ref, check_id
+                                                      ORDER BY run_at DESC NULLS LAST) = 1) r
+                  ON r.dataset_ref = c.dataset_ref AND r.check_id = c.id
+                WHERE d.product_ref = ? ORDER BY c.dataset_ref, c.id
+                """,
+                [ref],
+            ),
+            "incidents": self._rows(
+                """SELECT id, title, status, severity, opened_at, resolved_at FROM incidents
+                   WHERE list_contains(products, ?) ORDER BY opened_at DESC""",
+                [ref],
+            ),
+            "upstream": self._neighbours(ref, upstream=True),
+            "downstream": self._neighbours(ref, upstream=False),
+        }
+
+    def _neighbours(self, product_ref: str, upstream: bool) -> list[dict[str, Any]]:
+        mine, other = ("target", "source") if upstream else ("source", "target")
+        return self._rows(
+            f"""
+            SELECT DISTINCT e.{other}_namespace AS namespace, e.{other}_name AS name, o.ref AS dataset_ref,
+                   o.product_ref, e.job
+            FROM dataset_edges e
+            JOIN datasets m ON m.qualified_name = e.{mine}_name
+                 AND (m.namespace IS NULL OR m.namespace = e.{mine}_namespace)
+            LEFT JOIN datasets o ON o.qualified_name = e.{other}_name
+                 AND (o.namespace IS NULL OR o.namespace = e.{other}_namespace)
+            WHERE m.product_ref = ? AND (o.product_ref IS NULL OR o.product_ref <> ?)
+            ORDER BY ALL
+            """,
+            [product_ref, product_ref],
+        )
+
+    # --- datasets -----------------------------------------------------------------------------------
+
+    def list_datasets(self, domain: str | None = None, product: str | None = None) -> list[dict[str, Any]]:
+        product_ref = str(self.resolve_product(product)) if product else None
+        return self._rows(
+            """
+            SELECT d.ref, d.product_ref, d.name, d.qualified_name, d.port_kind, d.row_count, d.last_updated,
+                   count(c.ref) AS columns, count(c.classification) AS classified_columns
+            FROM datasets d JOIN products p ON p.ref = d.product_ref
+            LEFT JOIN columns c ON c.dataset_ref = d.ref
+            WHERE (? IS NULL OR p.domain = ?) AND (? IS NULL OR d.product_ref = ?)
+            GROUP BY ALL ORDER BY d.ref
+            """,
+            [domain, domain, product_ref, product_ref],
+        )
+
+    def counts(self) -> dict[str, int]:
+        tables = ["products", "datasets", "columns", "teams", "checks", "check_results", "incidents",
+                  "lineage_events", "dataset_edges", "column_edges"]
+        return {t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+def _stored_fingerprint(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            row = con.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
+    except duckdb.Error:
+        return None  # unreadable or from an older layout: rebuild
+    return row[0] if row else None
+
+
+def build_index(mesh: Mesh, path: Path, workspace_fingerprint: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".index.", suffix=".duckdb", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp_name)  # DuckDB must create the file itself
+    try:
+        with duckdb.connect(tmp_name) as con:
+            con.execute(_DDL)
+            _fill(con, mesh)
+            con.execute("INSERT INTO meta VALUES ('fingerprint', ?), ('schema', ?)", [workspace_fingerprint, SCHEMA_VERSION])
+        os.replace(tmp_name, path)
+    finally:
+        for leftover in (tmp_name, tmp_name + ".wal"):
+            Path(leftover).unlink(missing_ok=True)
+
+
+def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
+    def insert(table: str, rows: list[tuple]) -> None:
+        if rows:
+            marks = ", ".join("?" * len(rows[0]))
+            con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+
+    insert("teams", [(t.id, t.name, t.domain, t.description, t.slack_channel, t.oncall, t.parent) for t in mesh.teams])
+    insert("team_members", [(t.id, m.name, m.email, m.role) for t in mesh.teams for m in t.members])
+    insert("products", [
+        (str(p.ref), p.domain, p.id, p.name, p.owner, p.description, p.status.value, p.version, p.tags, p.contract,
+         p.source, p.model_dump_json(exclude_none=True))
+        for p in mesh.products
+    ])
+    datasets, columns, checks = [], [], []
+    for p in mesh.products:
+        for port in p.output_ports:
+            d = port.dataset
+            ref = p.dataset_ref(d.name)
+            datasets.append((str(ref), str(p.ref), d.name, d.qualified_name, d.namespace, d.description, port.name,
+                             port.kind.value, port.location, d.row_count, d.last_updated, d.tags))
+            columns += [
+                (str(ref.with_column(c.name)), str(ref), i, c.name, c.type, c.description, c.nullable, c.primary_key,
+                 c.references, c.tags, c.classification)
+                for i, c in enumerate(d.columns, start=1)
+            ]
+            checks += [(str(ref), c.id, c.kind.value, c.column, c.description, json.dumps(c.params), c.severity.value)
+                       for c in d.checks]
+    insert("datasets", datasets)
+    insert("columns", columns)
+    insert("checks", checks)
+    insert("check_results", [
+        (r.dataset, r.check_id, r.status.value, r.run_at, json.dumps(r.observed, default=str), r.message)
+        for r in mesh.results
+    ])
+    insert("incidents", [
+        (i.id, i.title, i.status.value, i.severity.value, i.opened_at, i.resolved_at, i.products, i.datasets,
+         i.check_id, i.assignee, i.summary, i.root_cause, i.model_dump_json(exclude_none=True))
+        for i in mesh.incidents
+    ])
+    events = {e.event_id: e for e in mesh.events}
+    insert("lineage_events", [
+        (eid, e.kind, e.eventType.value if e.eventType else None, e.eventTime, str(e.run.runId) if e.run else None,
+         f"{e.job.namespace}/{e.job.name}" if e.job else None, json.dumps(e.to_json()))
+        for eid, e in events.items()
+    ])
+    insert("dataset_edges", sorted({
+        (x.source_namespace, x.source_name, x.target_namespace, x.target_name, x.job)
+        for e in events.values() for x in dataset_edges(e)
+    }, key=str))
+    insert("column_edges", sorted({
+        (x.source_namespace, x.source_name, x.source_field, x.target_namespace, x.target_name, x.target_field,
+         x.transformation_type, x.transformation_subtype, x.description, x.job)
+        for e in events.values() for x in column_edges(e)
+    }, key=str))

@@ -1,0 +1,1 @@
+"""Every prompt and tool description as a versioned, owned, approved file."""

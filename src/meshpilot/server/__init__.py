@@ -1,0 +1,1 @@
+"""The ways in: MCP server, web chat, Slack bot, OpenLineage HTTP endpoint."""

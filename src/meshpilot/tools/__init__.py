@@ -1,0 +1,1 @@
+"""Grounded capabilities over the mesh: catalog search, contracts, SQL, lineage, incidents."""
