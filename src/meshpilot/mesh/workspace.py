@@ -143,20 +143,23 @@ class Workspace:
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def apply(self, changes: dict[str, str]) -> Mesh:
+    def apply(self, changes: dict[str, str]) -> list[str]:
         """Validate the workspace as it would be with `changes`, then write each changed file atomically.
 
         If anything is invalid nothing is written. Files are replaced one by one, so a crash part-way
-        leaves each file whole (old or new); re-running an import completes it.
+        leaves each file whole (old or new); re-running an import completes it. Returns the paths that
+        actually changed.
         """
         for relative in changes:
             _check_relative(relative)
-        mesh = self.load(overlay=changes)
+        self.load(overlay=changes)
+        changed = []
         for relative, text in changes.items():
             target = self.root / relative
             if not target.exists() or target.read_text(encoding="utf-8") != text:
                 files.atomic_write_text(target, text)
-        return mesh
+                changed.append(relative)
+        return changed
 
 
 def _check_relative(relative: str) -> None:

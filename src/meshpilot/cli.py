@@ -1,0 +1,338 @@
+"""The `meshpilot` command line.
+
+Every command takes `--workspace DIR` (default: $MESHPILOT_WORKSPACE, else ./meshpilot-workspace),
+prints Rich tables for people and `--json` for machines, and turns a `MeshpilotError` into one clear
+message on stderr with exit code 1 (usage errors: 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from meshpilot.errors import MeshpilotError
+from meshpilot.mesh.workspace import ENV_VAR, MANIFEST, Workspace, resolve_path
+
+app = typer.Typer(
+    name="meshpilot",
+    help="Meshpilot: a grounded copilot for data-mesh data products.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+products_app = typer.Typer(help="Browse data products.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Browse datasets (the tables behind output ports).", no_args_is_help=True)
+import_app = typer.Typer(help="Import metadata from OpenMetadata, dbt or OpenLineage.", no_args_is_help=True)
+app.add_typer(products_app, name="products")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(import_app, name="import")
+
+out = Console()
+err = Console(stderr=True)
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", envvar=ENV_VAR, show_envvar=True,
+                 help="Workspace folder (default: ./meshpilot-workspace)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str), highlight=False)
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                    console=err, transient=True, disable=not err.is_terminal)
+
+
+# --- workspace ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    workspace: WorkspaceOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing demo workspace.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Build the demo mesh (3 domains, 5 products, data, contracts, lineage, checks, incidents) and list it."""
+    from meshpilot.mesh.demo import build_demo
+
+    root = resolve_path(workspace)
+    if (root / MANIFEST).exists():
+        if not force:
+            raise MeshpilotError(f"{root} already holds a workspace.",
+                                 hint="Use it as it is, pass --force to rebuild the demo there, or choose another --workspace.")
+        if Workspace.open(root).load_manifest().name != "meshpilot-demo":
+            raise MeshpilotError(f"{root} holds a workspace that is not the demo; --force only replaces the demo.",
+                                 hint="Choose another --workspace folder for the demo.")
+        shutil.rmtree(root)
+    steps = ["warehouse", "lineage", "quality", "index"]
+    with _progress() as progress:
+        task = progress.add_task("Building the demo mesh", total=len(steps))
+        ws = build_demo(root, lambda step: progress.update(task, completed=steps.index(step),
+                                                           description=f"Building the demo mesh: {step}"))
+    if not json_output:
+        err.print(f"[green]Demo mesh built in {ws.root}[/green]")
+    _list_products(ws, None, json_output)
+
+
+@app.command()
+def init(
+    workspace: WorkspaceOption = None,
+    name: Annotated[str | None, typer.Option(help="Workspace name (default: the folder's name).")] = None,
+) -> None:
+    """Create an empty workspace, to fill with `meshpilot import`."""
+    root = resolve_path(workspace)
+    Workspace.create(root, name=name or root.resolve().name)
+    err.print(f"[green]Empty workspace created in {root}[/green]. Fill it with `meshpilot import ...`.")
+
+
+@app.command()
+def validate(workspace: WorkspaceOption = None, json_output: JsonOption = False) -> None:
+    """Check every file of the workspace and report each problem with its file and line."""
+    from meshpilot.mesh.store import MeshStore
+
+    ws = Workspace.open(workspace)
+    with MeshStore.open(ws) as store:
+        counts = store.counts()
+    if json_output:
+        _print_json({"workspace": str(ws.root), "valid": True, "counts": counts})
+    else:
+        summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
+        out.print(f"[green]The workspace {ws.root} is valid:[/green] {summary}.")
+
+
+# --- products and datasets ---------------------------------------------------------------------------
+
+
+def _list_products(ws: Workspace, domain: str | None, json_output: bool) -> None:
+    from meshpilot.mesh.store import MeshStore
+
+    with MeshStore.open(ws) as store:
+        rows = store.list_products(domain)
+    if json_output:
+        _print_json(rows)
+        return
+    table = Table(title=f"Data products in {ws.root}" + (f" (domain {domain})" if domain else ""))
+    for column in ("domain", "product", "name", "owner", "status", "version", "datasets", "reference"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r["domain"], r["id"], r["name"], r["owner"] or "-", r["status"], r["version"],
+                      str(r["datasets"]), r["ref"])
+    out.print(table)
+    if not rows:
+        err.print("No products yet: `meshpilot import ...` adds some.")
+
+
+@products_app.command("list")
+def products_list(
+    workspace: WorkspaceOption = None,
+    domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the data products."""
+    _list_products(Workspace.open(workspace), domain, json_output)
+
+
+@products_app.command("show")
+def products_show(
+    product: Annotated[str, typer.Argument(help="Product id, <domain>/<product> or mesh://<domain>/<product>.")],
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show a product: owners, datasets and columns, SLOs, contract, checks, incidents, neighbours."""
+    from meshpilot.mesh.store import MeshStore
+
+    with MeshStore.open(Workspace.open(workspace)) as store:
+        details = store.product_details(product)
+    if json_output:
+        _print_json(details)
+        return
+    _render_product(details)
+
+
+def _render_product(details: dict[str, Any]) -> None:
+    p = details["product"]
+    team = details["owner_team"]
+    owner = f"{team['name']} ({team['slack_channel'] or 'no channel'}, on call: {team['oncall'] or '-'})" if team else p.get("owner", "-")
+    header = "\n".join([
+        f"[bold]{p['name']}[/bold]  {details['ref']}",
+        f"domain {p['domain']} · status {p.get('status', 'active')} · version {p.get('version', '')} · owner {owner}",
+        f"tags: {', '.join(p.get('tags', [])) or '-'}" + (f" · contract: {p['contract']}" if p.get("contract") else ""),
+        "",
+        p.get("description") or "(no description)",
+    ])
+    out.print(Panel(header, expand=False))
+    for port in p.get("output_ports", []):
+        d = port["dataset"]
+        table = Table(title=f"{port['kind'] if 'kind' in port else 'table'} {port['name']}: {d['qualified_name']}"
+                      f" · {d.get('row_count', '?')} rows · updated {d.get('last_updated', '?')}")
+        for column in ("column", "type", "null", "key", "classification", "description"):
+            table.add_column(column, overflow="fold")
+        for c in d.get("columns", []):
+            key = "PK" if c.get("primary_key") else ("FK " + c["references"] if c.get("references") else "")
+            table.add_row(c["name"], c.get("type", ""), "yes" if c.get("nullable", True) else "no", key,
+                          c.get("classification") or "", c.get("description") or "")
+        out.print(table)
+    if p.get("slos"):
+        out.print("[bold]SLOs[/bold]: " + "; ".join(
+            f"{s['kind']} {s['target']}" + (f" on {s['dataset']}" if s.get("dataset") else "")
+            + (f".{s['column']}" if s.get("column") else "") for s in p["slos"]))
+    if details["latest_checks"]:
+        table = Table(title="Quality checks (latest result)")
+        for column in ("check", "kind", "column", "severity", "status", "observed", "run at"):
+            table.add_column(column)
+        for c in details["latest_checks"]:
+            status = c["status"] or "never run"
+            style = {"pass": "green", "fail": "red", "error": "red", "warn": "yellow"}.get(status, "")
+            table.add_row(c["check_id"], c["kind"], c["column_name"] or "", c["severity"],
+                          f"[{style}]{status}[/{style}]" if style else status, c["message"] or "", str(c["run_at"] or ""))
+        out.print(table)
+    for label in ("incidents",):
+        for i in details[label]:
+            out.print(f"[bold]Incident[/bold] {i['id']} [{i['severity']}] {i['status']}: {i['title']} (opened {i['opened_at']})")
+    for label in ("upstream", "downstream"):
+        names = [n["dataset_ref"] or f"{n['namespace']}/{n['name']}" for n in details[label]]
+        out.print(f"[bold]{label.capitalize()}[/bold]: {', '.join(sorted(set(names))) or 'none known'}")
+    if p.get("consumers"):
+        out.print("[bold]Consumers[/bold]: " + ", ".join(
+            c["name"] + (f" ({c['purpose']})" if c.get("purpose") else "") for c in p["consumers"]))
+
+
+@datasets_app.command("list")
+def datasets_list(
+    workspace: WorkspaceOption = None,
+    domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
+    product: Annotated[str | None, typer.Option(help="Only this product.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the datasets with their row counts, column counts and classified (PII) columns."""
+    from meshpilot.mesh.store import MeshStore
+
+    with MeshStore.open(Workspace.open(workspace)) as store:
+        rows = store.list_datasets(domain, product)
+    if json_output:
+        _print_json(rows)
+        return
+    table = Table(title="Datasets")
+    for column in ("reference", "qualified name", "kind", "rows", "columns", "classified", "updated"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r["ref"], r["qualified_name"], r["port_kind"], "" if r["row_count"] is None else str(r["row_count"]),
+                      str(r["columns"]), str(r["classified_columns"]), str(r["last_updated"] or ""))
+    out.print(table)
+
+
+# --- imports -----------------------------------------------------------------------------------------
+
+
+def _report_import(summary: dict[str, Any], json_output: bool) -> None:
+    if json_output:
+        _print_json(summary)
+        return
+    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary["imported"].items())
+    changed = summary["files_changed"]
+    out.print(f"[green]Imported from {summary['source']}:[/green] {counts}.")
+    out.print(f"{len(changed)} file(s) written" + (": " + ", ".join(changed) if changed else " (nothing changed)."))
+
+
+@import_app.command("openmetadata")
+def import_openmetadata(
+    path: Annotated[Path | None, typer.Argument(help="An OpenMetadata export folder (sample_data layout).")] = None,
+    host: Annotated[str | None, typer.Option(help="A live OpenMetadata server, e.g. http://localhost:8585/api.")] = None,
+    token: Annotated[str | None, typer.Option(envvar="OPENMETADATA_JWT_TOKEN", show_envvar=True,
+                                              help="JWT token of a bot or user for --host.")] = None,
+    domain: Annotated[str | None, typer.Option(help="Mesh domain for the imported products (default: the service name).")] = None,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Import tables, columns, lineage, test results, users and teams from OpenMetadata."""
+    from meshpilot.mesh.connectors import openmetadata
+
+    ws = Workspace.open(workspace)
+    if (path is None) == (host is None):
+        raise MeshpilotError("Give either an export folder PATH or --host (and --token) of a live server, not both.")
+    with _progress() as progress:
+        progress.add_task("Importing from OpenMetadata", total=None)
+        if path is not None:
+            summary = openmetadata.import_export(ws, path, domain=domain)
+        else:
+            summary = openmetadata.import_live(ws, host, token, domain=domain)
+    _report_import(summary, json_output)
+
+
+@import_app.command("dbt")
+def import_dbt(
+    path: Annotated[Path, typer.Argument(help="A dbt target folder or its manifest.json (catalog.json and run_results.json beside it are read too).")],
+    domain: Annotated[str | None, typer.Option(help="Mesh domain (default: the dbt project name).")] = None,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Import a dbt project's models, seeds, snapshots, columns, tests and lineage."""
+    from meshpilot.mesh.connectors import dbt
+
+    ws = Workspace.open(workspace)
+    with _progress() as progress:
+        progress.add_task("Importing dbt artifacts", total=None)
+        summary = dbt.import_artifacts(ws, path, domain=domain)
+    _report_import(summary, json_output)
+
+
+@import_app.command("openlineage")
+def import_openlineage(
+    path: Annotated[Path, typer.Argument(help="A JSON file (one event or a list) or a JSON Lines file of OpenLineage events.")],
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Import OpenLineage run, job and dataset events (column-level lineage included)."""
+    from meshpilot.mesh.connectors import openlineage
+
+    ws = Workspace.open(workspace)
+    with _progress() as progress:
+        progress.add_task("Importing OpenLineage events", total=None)
+        summary = openlineage.import_events(ws, path)
+    _report_import(summary, json_output)
+
+
+# --- entry point -------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+    except MeshpilotError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+        for problem in exc.problems:
+            err.print(f"  {problem}", highlight=False, markup=False)
+        if exc.hint:
+            err.print(exc.hint, highlight=False, markup=False)
+        sys.exit(1)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("MESHPILOT_DEBUG"):
+            raise
+        err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}", highlight=False)
+        err.print("This is a bug in Meshpilot. Run again with MESHPILOT_DEBUG=1 for the traceback, and report it.")
+        sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)

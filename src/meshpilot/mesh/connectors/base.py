@@ -1,0 +1,133 @@
+"""What every importer shares: a batch of mesh entities, merged into the workspace in one validated step.
+
+An importer only translates its source into an `ImportBatch`. Merging is the same for all: products
+are written whole (one file each), teams are merged by id, lineage events are added to the source's
+own file without duplicates, check results are merged by (dataset, check, run time). The workspace as
+it would be is validated before anything is written, so a bad source leaves the workspace untouched,
+and importing the same source twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshpilot.errors import ImportRejectedError, InvalidWorkspaceError, Problem
+from meshpilot.mesh import files
+from meshpilot.mesh.model import CheckResult, DataProduct, Team
+from meshpilot.mesh.workspace import Workspace
+
+
+@dataclass
+class ImportBatch:
+    source: str  # what the user pointed at, for messages
+    name: str  # stable stem of this source's lineage and quality files
+    products: list[DataProduct] = field(default_factory=list)
+    teams: list[Team] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # validated OpenLineage events, as sent
+    results: list[CheckResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def apply_batch(workspace: Workspace, batch: ImportBatch) -> dict[str, Any]:
+    changes: dict[str, str] = {}
+    for product in batch.products:
+        document = product.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+        changes[f"products/{product.domain}.{product.id}.yaml"] = files.dump_yaml(document)
+    if batch.teams:
+        changes["teams.yaml"] = files.dump_yaml({"teams": _merged_teams(workspace, batch.teams)})
+    if batch.events:
+        relative = f"lineage/{batch.name}.jsonl"
+        events = _merged(_existing_lines(workspace, relative), batch.events, key=_canonical)
+        events.sort(key=lambda e: str(e.get("eventTime", "")))
+        changes[relative] = "".join(_canonical(e) + "\n" for e in events)
+    if batch.results:
+        relative = f"quality/{batch.name}.jsonl"
+        new = [r.model_dump(mode="json", exclude_none=True) for r in batch.results]
+        results = _merged(_existing_lines(workspace, relative), new,
+                          key=lambda r: (r["dataset"], r["check_id"], r.get("run_at")))
+        results.sort(key=lambda r: (r["dataset"], r["check_id"], str(r.get("run_at"))))
+        changes[relative] = "".join(_canonical(r) + "\n" for r in results)
+    try:
+        changed = workspace.apply(changes)
+    except InvalidWorkspaceError as exc:
+        raise ImportRejectedError(
+            f"Nothing was imported from {batch.source}: the workspace would not be valid with it.",
+            problems=exc.problems,
+            hint="Fix the source (or the workspace files named above) and import again.",
+        ) from exc
+    datasets = [d for p in batch.products for d in p.datasets]
+    return {
+        "source": batch.source,
+        "imported": {
+            "products": len(batch.products),
+            "datasets": len(datasets),
+            "columns": sum(len(d.columns) for d in datasets),
+            "checks": sum(len(d.checks) for d in datasets),
+            "check_results": len(batch.results),
+            "lineage_events": len(batch.events),
+            "teams": len(batch.teams),
+        },
+        "files_changed": changed,
+        "warnings": batch.warnings,
+    }
+
+
+def _canonical(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def _merged(old: list[dict[str, Any]], new: list[dict[str, Any]], key) -> list[dict[str, Any]]:
+    by_key = {key(r): r for r in old}
+    by_key.update((key(r), r) for r in new)
+    return list(by_key.values())
+
+
+def _existing_lines(workspace: Workspace, relative: str) -> list[dict[str, Any]]:
+    path = workspace.root / relative
+    if not path.exists():
+        return []
+    records = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if raw.strip():
+            try:
+                records.append(json.loads(raw))
+            except json.JSONDecodeError as exc:
+                raise ImportRejectedError(
+                    f"Nothing was imported: {relative} in the workspace is not valid JSON Lines.",
+                    problems=[Problem(relative, f"invalid JSON: {exc.msg}", number)],
+                    hint="Repair or remove that line, then import again.",
+                ) from exc
+    return records
+
+
+def _merged_teams(workspace: Workspace, imported: list[Team]) -> list[dict[str, Any]]:
+    existing: list[dict[str, Any]] = []
+    if (workspace.root / "teams.yaml").exists():
+        doc, problems = files.load_yaml(workspace.root / "teams.yaml", "teams.yaml")
+        if problems:
+            raise ImportRejectedError("Nothing was imported: teams.yaml in the workspace is invalid.", problems=problems)
+        existing = list((doc.data or {}).get("teams") or []) if isinstance(doc.data, dict) else []
+    by_id = {t.get("id"): t for t in existing if isinstance(t, dict)}
+    by_id.update((t.id, t.model_dump(mode="json", exclude_defaults=True)) for t in imported)
+    return list(by_id.values())
+
+
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file of an import source, or a clear rejection naming the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ImportRejectedError(f"{path} does not exist.", hint=f"Point the import at a {what}.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportRejectedError(f"Cannot read {path}: {exc}.") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportRejectedError(
+            f"{path} is not valid JSON, so nothing was imported.",
+            problems=[Problem(str(path), f"{exc.msg} (column {exc.colno})", exc.lineno)],
+            hint=f"Check that it is a {what}.",
+        ) from None
