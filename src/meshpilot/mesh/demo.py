@@ -531,7 +531,8 @@ def _jobs(product_list: list[DataProduct]) -> list[dict[str, Any]]:
         "customers_targeted": [(wh, clv, "customer_id", "DIRECT", agg)],
         "conversions": [(wh, clv, "customer_id", "DIRECT", agg)],
         "revenue_attributed": [(wh, clv, "net_revenue", "DIRECT", agg)],
-        "roas": [(wh, clv, "net_revenue", "DIRECT", "TRANSFORMATION")],
+        "spend": [(mkt, "campaigns", "budget", "DIRECT", "TRANSFORMATION")],
+        "roas": [(wh, clv, "net_revenue", "DIRECT", "TRANSFORMATION"), (mkt, "campaigns", "budget", "DIRECT", "TRANSFORMATION")],
     }
 
     def ingest(job: str, source_ns: str, source: str, target: str, hour: int) -> dict[str, Any]:

@@ -175,6 +175,9 @@ class _Reader:
         self.root = root
         self.overlay = overlay
         self.problems: list[Problem] = []
+        # When a product file cannot be read, references to it cannot be judged: reporting them all
+        # would bury the one real problem under dozens of follow-on ones.
+        self.all_products_read = True
 
     def _paths(self, pattern: str) -> list[str]:
         on_disk = {p.relative_to(self.root).as_posix() for p in self.root.glob(pattern) if p.is_file()}
@@ -249,6 +252,7 @@ class _Reader:
             doc = self._yaml(relative)
             product = self._validated(doc, DataProduct)
             if product is None:
+                self.all_products_read = False
                 continue
             key = (product.domain, product.id)
             if key in docs:
@@ -322,6 +326,8 @@ class _Reader:
                 if result is None:
                     continue
                 if (result.dataset, result.check_id) not in checks:
+                    if not self.all_products_read:
+                        continue
                     self.problems.append(Problem(relative, f"result for unknown check '{result.check_id}' on {result.dataset}", number))
                     continue
                 results.append(result)
@@ -353,6 +359,8 @@ class _Reader:
         except InvalidReferenceError as exc:
             return exc.message
         product = mesh.product(ref.domain, ref.product)
+        if product is None and not self.all_products_read:
+            return None
         if product is None:
             return f"no product {ref.product_ref()} in this workspace"
         if want_dataset and ref.dataset is None:
