@@ -127,11 +127,10 @@ def _list_products(ws: Workspace, domain: str | None, json_output: bool) -> None
         _print_json(rows)
         return
     table = Table(title=f"Data products in {ws.root}" + (f" (domain {domain})" if domain else ""))
-    for column in ("domain", "product", "name", "owner", "status", "version", "datasets", "reference"):
+    for column in ("domain", "product", "name", "owner", "status", "version", "datasets"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(r["domain"], r["id"], r["name"], r["owner"] or "-", r["status"], r["version"],
-                      str(r["datasets"]), r["ref"])
+        table.add_row(r["domain"], r["id"], r["name"], r["owner"] or "-", r["status"], r["version"], str(r["datasets"]))
     out.print(table)
     if not rows:
         err.print("No products yet: `meshpilot import ...` adds some.")
@@ -243,10 +242,13 @@ def _report_import(summary: dict[str, Any], json_output: bool) -> None:
     if json_output:
         _print_json(summary)
         return
-    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary["imported"].items())
+    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in summary["imported"].items() if n)
     changed = summary["files_changed"]
-    out.print(f"[green]Imported from {summary['source']}:[/green] {counts}.")
-    out.print(f"{len(changed)} file(s) written" + (": " + ", ".join(changed) if changed else " (nothing changed)."))
+    out.print(f"[green]Imported from {summary['source']}:[/green] {counts or 'nothing'}.", highlight=False)
+    out.print(f"{len(changed)} file(s) written" + (": " + ", ".join(changed) if changed else " (nothing changed)."),
+              highlight=False)
+    for warning in summary["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 @import_app.command("openmetadata")

@@ -121,7 +121,12 @@ def read_batch(path: Path, domain: str | None = None) -> ImportBatch:
     )
     datasets: dict[str, Dataset] = {}
     for uid, node in sorted(nodes.items()):
-        dataset = _dataset(node, (catalog.get("nodes") or {}).get(uid) or {})
+        catalog_node = (catalog.get("nodes") or {}).get(uid) or {}
+        dataset = _dataset(node, catalog_node)
+        if catalog_node:
+            in_warehouse = {name.lower() for name in catalog_node.get("columns") or {}}
+            batch.warnings += [f"{uid}: column {c} is documented but not in the warehouse (catalog.json)"
+                               for c in node.columns if c.lower() not in in_warehouse]
         datasets[uid] = dataset
         kind = "view" if node.config.get("materialized") in ("view", "ephemeral") else "table"
         product.output_ports.append(OutputPort(name=slugify(node.alias or node.name), kind=kind,

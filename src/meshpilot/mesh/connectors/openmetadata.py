@@ -335,8 +335,10 @@ def to_batch(catalog: _Catalog, domain: str | None) -> ImportBatch:
             product = products[table.schema_fqn] = DataProduct(
                 id=slugify(schema_name), name=schema_name, domain=slugify(domain or table.service), source="openmetadata",
                 description=table.schema_description or f"Tables of the schema {table.schema_fqn} in OpenMetadata.",
-                tags=["openmetadata"], owner=team_ids.get(table.owner_team or ""),
+                tags=["openmetadata"],
             )
+        # OpenMetadata owns tables, the mesh owns products: the first owning team found owns the product.
+        product.owner = product.owner or team_ids.get(table.owner_team or "")
         dataset = Dataset(
             name=table.name, qualified_name=table.fqn, namespace=f"openmetadata://{table.service}",
             description=table.description, row_count=table.row_count,

@@ -1,0 +1,144 @@
+import json
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from meshpilot.errors import ConnectorError, ImportRejectedError
+from meshpilot.mesh.connectors import openmetadata
+from meshpilot.mesh.store import MeshStore
+from meshpilot.mesh.workspace import Workspace
+from tests.conftest import shared
+
+EXPORT = "openmetadata_sample_data/ingestion/examples/sample_data"
+TABLES = {"dim_address", "dim_address_clean", "dim.api/client", "dim_customer", "dim_location", "dim.product",
+          "dim.product.variant", "dim.shop", "dim_staff", "fact_line_item", "fact_order", "fact_sale",
+          "fact_session", "raw_customer", "raw_order", "raw_product_catalog"}
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
+            if p.is_file() and ".meshpilot" not in p.parts}
+
+
+def _check_imported(workspace: Workspace) -> None:
+    with MeshStore.open(workspace) as store:
+        datasets = store.list_datasets(domain="sample_data")
+        assert {d["name"] for d in datasets} == TABLES
+        assert all(d["columns"] > 0 for d in datasets)
+        address = store.product("sample_data/shopify").dataset("dim_address")
+        assert address.description.startswith("This dimension table contains the billing and shipping addresses")
+        assert address.column("address_id").description == "Unique identifier for the address."
+        assert address.column("address_id").primary_key
+        edges = store.con.execute("SELECT source_name, target_name FROM dataset_edges").fetchall()
+        assert ("sample_data.ecommerce_db.shopify.raw_customer", "sample_data.ecommerce_db.shopify.dim_address") in edges
+        assert len(edges) == 5
+        results = store.con.execute("SELECT check_id, count(*), count(*) FILTER (status = 'fail') FROM check_results "
+                                    "GROUP BY ALL ORDER BY 1").fetchall()
+        assert ("table_column_count_equals", 11, 2) in results  # 2 Failed of 11 in the export
+        assert sum(r[1] for r in results) == 51
+        teams = {r[0]: r[1] for r in store.con.execute(
+            "SELECT t.name, count(m.email) FROM teams t LEFT JOIN team_members m ON m.team_id = t.id GROUP BY ALL").fetchall()}
+        assert {"Engineering", "Infrastructure", "Data", "Sales"} <= set(teams)
+        assert sum(teams.values()) == 100
+
+
+def test_the_export_imports_all_tables_lineage_tests_users_and_teams(empty_workspace: Workspace) -> None:
+    summary = openmetadata.import_export(empty_workspace, shared(EXPORT))
+    assert summary["imported"]["datasets"] == 16
+    _check_imported(empty_workspace)
+
+
+def test_importing_twice_changes_nothing(empty_workspace: Workspace) -> None:
+    openmetadata.import_export(empty_workspace, shared(EXPORT))
+    before = _snapshot(empty_workspace.root)
+    summary = openmetadata.import_export(empty_workspace, shared(EXPORT))
+    assert summary["files_changed"] == []
+    assert _snapshot(empty_workspace.root) == before
+
+
+def test_the_export_is_found_from_the_repository_root(empty_workspace: Workspace) -> None:
+    summary = openmetadata.import_export(empty_workspace, shared("openmetadata_sample_data"))
+    assert summary["imported"]["datasets"] == 16
+
+
+def test_a_malformed_export_is_rejected_and_nothing_changes(demo_workspace: Workspace, tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(shared(EXPORT), export)
+    tables = json.loads((export / "datasets" / "tables.json").read_text())
+    tables["tables"][2]["columns"][0]["dataType"] = "NOT_A_TYPE"
+    (export / "datasets" / "tables.json").write_text(json.dumps(tables))
+    before = _snapshot(demo_workspace.root)
+    with pytest.raises(ImportRejectedError) as info:
+        openmetadata.import_export(demo_workspace, export)
+    assert "nothing was imported" in info.value.message
+    assert any("table 3: dim.api/client" in str(p) and "dataType" in str(p) for p in info.value.problems)
+    assert _snapshot(demo_workspace.root) == before
+
+
+def test_an_export_with_broken_json_names_the_line(empty_workspace: Workspace, tmp_path: Path) -> None:
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "tables.json").write_text('{"tables": [\n  {"name": "a",}\n]}')
+    with pytest.raises(ImportRejectedError) as info:
+        openmetadata.import_export(empty_workspace, tmp_path)
+    assert info.value.problems[0].line == 2
+
+
+def test_a_folder_without_an_export_is_rejected(empty_workspace: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(ImportRejectedError, match="No OpenMetadata export"):
+        openmetadata.import_export(empty_workspace, tmp_path)
+
+
+# --- the live connector, against a local server speaking OpenMetadata's API ------------------------
+
+
+@pytest.fixture(scope="module")
+def om_stub():
+    from tests.mesh.connectors.om_stub import OpenMetadataStub
+
+    stub = OpenMetadataStub(shared(EXPORT), token="test-jwt")
+    with stub as url:
+        yield stub, url
+
+
+def test_the_live_connector_reads_a_server(om_stub, empty_workspace: Workspace) -> None:
+    stub, url = om_stub
+    summary = openmetadata.import_live(empty_workspace, url, "test-jwt")
+    assert summary["imported"]["datasets"] == 16
+    _check_imported(empty_workspace)
+    with MeshStore.open(empty_workspace) as store:
+        # The server names an owner team and column-level lineage, which the export cannot.
+        assert store.product("sample_data/shopify").owner == "data"
+        column_edges = store.con.execute(
+            "SELECT source_name, source_field, target_name, target_field FROM column_edges").fetchall()
+    assert column_edges == [("sample_data.ecommerce_db.shopify.raw_customer", "shipping_address",
+                             "sample_data.ecommerce_db.shopify.dim_address", "address1")]
+    assert "/api/v1/system/version" in stub.requests
+
+
+def test_a_refused_token_is_a_clear_error(om_stub, empty_workspace: Workspace) -> None:
+    _, url = om_stub
+    with pytest.raises(ConnectorError) as info:
+        openmetadata.import_live(empty_workspace, url, "wrong-token")
+    assert "Not authorized" in info.value.message or "401" in info.value.message
+    assert "--host" in info.value.hint
+
+
+def test_a_missing_token_is_refused_before_connecting(empty_workspace: Workspace) -> None:
+    with pytest.raises(ConnectorError, match="needs a token"):
+        openmetadata.import_live(empty_workspace, "http://127.0.0.1:9/api", None)
+
+
+def test_an_unreachable_host_fails_fast_and_clearly(empty_workspace: Workspace) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(ConnectorError) as info:
+        openmetadata.import_live(empty_workspace, f"http://127.0.0.1:{port}/api", "t")
+    assert time.monotonic() - started < 30  # no 30-second retry waits
+    assert "connection refused" in info.value.message
+    assert _snapshot(empty_workspace.root) == {"meshpilot.yaml": (empty_workspace.root / "meshpilot.yaml").read_bytes(),
+                                                "teams.yaml": (empty_workspace.root / "teams.yaml").read_bytes()}
