@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
+from typer.exceptions import TyperException
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -322,10 +322,10 @@ def main() -> None:
         if exc.hint:
             err.print(exc.hint, highlight=False, markup=False)
         sys.exit(1)
-    except click.exceptions.ClickException as exc:
+    except TyperException as exc:  # usage errors: typer prints them the way click does
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("Aborted.")
         sys.exit(130)
     except KeyboardInterrupt:

@@ -1,0 +1,18 @@
+# The two set-up commands of the README: `make run` (the demo mesh) and `make test` (every test).
+# Both bootstrap uv with pip when it is missing and install from the committed uv.lock.
+
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+WORKSPACE ?= meshpilot-workspace
+
+.PHONY: run test setup
+
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen --all-extras
+
+run: setup
+	$(UV) run meshpilot demo --force --workspace $(WORKSPACE)
+	$(UV) run meshpilot products show customer-lifetime-value --workspace $(WORKSPACE)
+
+test: setup
+	$(UV) run pytest

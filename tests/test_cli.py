@@ -1,0 +1,110 @@
+"""The `meshpilot` command line, through its real entry point."""
+
+import json
+from pathlib import Path
+
+from tests.conftest import shared
+
+
+def test_demo_builds_and_lists_five_products_in_three_domains(cli, tmp_path: Path) -> None:
+    result = cli("demo", "--workspace", tmp_path / "ws", "--json")
+    assert result.code == 0, result
+    products = json.loads(result.stdout)
+    assert len(products) == 5
+    assert {p["domain"] for p in products} == {"commerce", "customer", "marketing"}
+
+
+def test_the_workspace_comes_from_the_environment(cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MESHPILOT_WORKSPACE", str(tmp_path / "env-ws"))
+    assert cli("demo").code == 0
+    result = cli("products", "list", "--json")
+    assert result.code == 0 and len(json.loads(result.stdout)) == 5
+
+
+def test_products_list_as_a_table(cli, tmp_path: Path) -> None:
+    cli("demo", "-w", tmp_path / "ws")
+    result = cli("products", "list", "-w", tmp_path / "ws", "--domain", "customer")
+    assert result.code == 0
+    assert "customer-lifetime-value" in result.stdout and "orders" not in result.stdout
+
+
+def test_products_show(cli, tmp_path: Path) -> None:
+    cli("demo", "-w", tmp_path / "ws")
+    result = cli("products", "show", "customer-profile", "-w", tmp_path / "ws")
+    assert result.code == 0, result
+    for text in ("mesh://customer/customer-profile", "EMAIL_ADDRESS", "profile_email_not_null", "INC-0003",
+                 "mesh://customer/customer-lifetime-value"):
+        assert text in result.stdout
+    details = json.loads(cli("products", "show", "mesh://commerce/orders", "-w", tmp_path / "ws", "--json").stdout)
+    assert details["owner_team"]["name"] == "Commerce Data"
+
+
+def test_a_missing_workspace_is_one_clear_message(cli, tmp_path: Path) -> None:
+    result = cli("products", "list", "--workspace", tmp_path / "nothing-here")
+    assert result.code == 1
+    assert result.stderr.startswith("error: No workspace at")
+    assert "meshpilot demo" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_product_suggests_a_close_one(cli, tmp_path: Path) -> None:
+    cli("demo", "-w", tmp_path / "ws")
+    result = cli("products", "show", "retuns", "-w", tmp_path / "ws")
+    assert result.code == 1
+    assert "No product 'retuns'" in result.stderr and "returns" in result.stderr
+
+
+def test_demo_refuses_to_overwrite_without_force(cli, tmp_path: Path) -> None:
+    cli("demo", "-w", tmp_path / "ws")
+    result = cli("demo", "-w", tmp_path / "ws")
+    assert result.code == 1 and "already holds a workspace" in result.stderr
+    assert cli("demo", "-w", tmp_path / "ws", "--force").code == 0
+
+
+def test_demo_force_never_deletes_a_workspace_that_is_not_the_demo(cli, tmp_path: Path) -> None:
+    assert cli("init", "-w", tmp_path / "mine").code == 0
+    result = cli("demo", "-w", tmp_path / "mine", "--force")
+    assert result.code == 1 and "not the demo" in result.stderr
+    assert (tmp_path / "mine" / "meshpilot.yaml").exists()
+
+
+def test_an_invalid_workspace_lists_every_problem_with_file_and_line(cli, tmp_path: Path) -> None:
+    cli("demo", "-w", tmp_path / "ws")
+    product = tmp_path / "ws" / "products" / "commerce.orders.yaml"
+    product.write_text(product.read_text().replace("column: amount", "column: amount_eur"))
+    result = cli("validate", "-w", tmp_path / "ws")
+    assert result.code == 1
+    assert "products/commerce.orders.yaml:" in result.stderr and "no column 'amount_eur'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_imports_from_the_command_line(cli, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    assert cli("init", "-w", ws).code == 0
+    result = cli("import", "openmetadata", shared("openmetadata_sample_data"), "-w", ws, "--json")
+    assert result.code == 0, result
+    assert json.loads(result.stdout)["imported"]["datasets"] == 16
+    datasets = json.loads(cli("datasets", "list", "-w", ws, "--json").stdout)
+    assert len(datasets) == 16
+    dbt = cli("import", "dbt", shared("jaffle_shop_dbt_manifest_openlineage/integration/common/tests/dbt/duckdb/target"),
+              "-w", ws)
+    assert dbt.code == 0 and "5 datasets" in dbt.stdout
+    lineage = cli("import", "openlineage", shared("openlineage/spec/tests/example_full_event.json"), "-w", ws)
+    assert lineage.code == 0 and "1 lineage events" in lineage.stdout
+    assert len(json.loads(cli("products", "list", "-w", ws, "--json").stdout)) == 2
+
+
+def test_a_bad_import_exits_1_with_the_reason(cli, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    cli("init", "-w", ws)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"eventType": "START"}\n')
+    result = cli("import", "openlineage", bad, "-w", ws)
+    assert result.code == 1
+    assert f"{bad}:1: missing required field 'eventTime'" in result.stderr.replace("\n", "")
+
+
+def test_usage_errors_exit_2(cli, tmp_path: Path) -> None:
+    result = cli("import", "openmetadata", "-w", tmp_path)
+    assert result.code in (1, 2)
+    assert cli("products", "frobnicate").code == 2
