@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -11,13 +12,18 @@ import pytest
 from meshpilot.mesh.demo import build_demo
 from meshpilot.mesh.workspace import Workspace
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("MESHPILOT_SHARED_DATA")
+                   or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 def shared(relative: str) -> Path:
+    """Public reference data from ../shared/data. CI always has it: there, its absence is a failure."""
     path = SHARED_DATA / relative
     if not path.exists():
-        pytest.skip(f"shared data {relative} is not available next to the checkout")
+        message = f"shared data {path} is missing (set MESHPILOT_SHARED_DATA to the shared/data folder)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return path
 
 
