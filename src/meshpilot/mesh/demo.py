@@ -358,31 +358,24 @@ def build_warehouse(path: Path, product_list: list[DataProduct]) -> None:
     rng = random.Random(SEED)
     raw = _raw_rows(rng)
     declared = {d.qualified_name: d for p in product_list for d in p.datasets}
-    fd, tmp = tempfile.mkstemp(prefix=".warehouse.", suffix=".duckdb", dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)
-    try:
-        with duckdb.connect(tmp) as con, tempfile.TemporaryDirectory() as scratch:
-            for schema in ("commerce", "customer", "marketing"):
-                con.execute(f"CREATE SCHEMA {schema}")
-            for table, (header, rows) in raw.items():
-                csv_path = Path(scratch) / f"{table}.csv"
-                with csv_path.open("w", newline="") as handle:
-                    writer = csv.writer(handle)
-                    writer.writerow(header)
-                    writer.writerows(rows)
-                columns = ", ".join(f'"{c.name}" {c.type}' for c in declared[table].columns)
-                con.execute(f"CREATE TABLE {table} ({columns})")
-                con.execute(f"INSERT INTO {table} SELECT * FROM read_csv(?, header = true, all_varchar = true)",
-                            [str(csv_path)])
-            computed = (AS_OF - timedelta(minutes=30)).isoformat()
-            con.execute(_CLV_SQL.format(as_of=AS_OF.date().isoformat(), computed=computed))
-            values = ", ".join("(" + ", ".join(f"'{v}'" for v in c) + ")" for c in CAMPAIGNS)
-            con.execute(_CAMPAIGN_SQL.format(campaigns=values, computed=computed))
-        os.replace(tmp, path)
-    finally:
-        for leftover in (tmp, tmp + ".wal"):
-            Path(leftover).unlink(missing_ok=True)
+    with files.replaced_atomically(path) as tmp, duckdb.connect(str(tmp)) as con, \
+            tempfile.TemporaryDirectory() as scratch:
+        for schema in ("commerce", "customer", "marketing"):
+            con.execute(f"CREATE SCHEMA {schema}")
+        for table, (header, rows) in raw.items():
+            csv_path = Path(scratch) / f"{table}.csv"
+            with csv_path.open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(header)
+                writer.writerows(rows)
+            columns = ", ".join(f'"{c.name}" {c.type}' for c in declared[table].columns)
+            con.execute(f"CREATE TABLE {table} ({columns})")
+            con.execute(f"INSERT INTO {table} SELECT * FROM read_csv(?, header = true, all_varchar = true)",
+                        [str(csv_path)])
+        computed = (AS_OF - timedelta(minutes=30)).isoformat()
+        con.execute(_CLV_SQL.format(as_of=AS_OF.date().isoformat(), computed=computed))
+        values = ", ".join("(" + ", ".join(f"'{v}'" for v in c) + ")" for c in CAMPAIGNS)
+        con.execute(_CAMPAIGN_SQL.format(campaigns=values, computed=computed))
 
 
 # --- contracts -------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,24 @@ def atomic_write_text(path: Path, text: str) -> None:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+@contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """A fresh path beside `path` for a program that writes a whole file (DuckDB); renamed over `path`
+    once the block succeeds, removed (with any write-ahead log) if it fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp_name)  # DuckDB refuses to open an existing empty file as a database
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        for leftover in (tmp, Path(f"{tmp_name}.wal")):
+            leftover.unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from meshpilot.errors import NotFoundError
+from meshpilot.mesh import files
 from meshpilot.mesh.lineage import column_edges, dataset_edges
 from meshpilot.mesh.model import DataProduct, MeshRef
 from meshpilot.mesh.workspace import Mesh, Workspace
@@ -217,19 +216,10 @@ def _stored_fingerprint(path: Path) -> str | None:
 
 
 def build_index(mesh: Mesh, path: Path, workspace_fingerprint: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".index.", suffix=".duckdb", dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp_name)  # DuckDB must create the file itself
-    try:
-        with duckdb.connect(tmp_name) as con:
-            con.execute(_DDL)
-            _fill(con, mesh)
-            con.execute("INSERT INTO meta VALUES ('fingerprint', ?), ('schema', ?)", [workspace_fingerprint, SCHEMA_VERSION])
-        os.replace(tmp_name, path)
-    finally:
-        for leftover in (tmp_name, tmp_name + ".wal"):
-            Path(leftover).unlink(missing_ok=True)
+    with files.replaced_atomically(path) as tmp, duckdb.connect(str(tmp)) as con:
+        con.execute(_DDL)
+        _fill(con, mesh)
+        con.execute("INSERT INTO meta VALUES ('fingerprint', ?), ('schema', ?)", [workspace_fingerprint, SCHEMA_VERSION])
 
 
 def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
