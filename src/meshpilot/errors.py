@@ -58,5 +58,9 @@ class NotFoundError(MeshpilotError):
     """A product, dataset or other entity the user named does not exist."""
 
 
+class InvalidArgumentError(MeshpilotError):
+    """A tool was called with an argument it cannot use (an empty query, an unknown filter value...)."""
+
+
 class InvalidReferenceError(MeshpilotError):
     """A `mesh://` identifier is malformed."""

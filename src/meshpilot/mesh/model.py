@@ -344,6 +344,9 @@ class WorkspaceManifest(Strict):
     layout_version: int = 1
     description: str | None = None
     warehouse: str = "warehouse.duckdb"
+    embeddings: str | None = Field(
+        None, description="Dense retrieval for catalog search: none (default), hashing, litellm:<model>, "
+                          "or sentence-transformers[:<model path>]. MESHPILOT_EMBEDDINGS overrides it.")
 
 
 def slugify(text: str) -> str:

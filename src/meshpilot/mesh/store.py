@@ -137,35 +137,23 @@ class MeshStore:
         """A product with what surrounds it: owner team, checks' latest results, incidents, neighbours."""
         product = self.product(text)
         ref = str(product.ref)
-        team = self._rows("SELECT * FROM teams WHERE id = ?", [product.owner])
-        members = self._rows("SELECT name, email, role FROM team_members WHERE team_id = ?", [product.owner])
         return {
             "ref": ref,
             "product": product.model_dump(mode="json", exclude_none=True),
-            "owner_team": {**team[0], "members": members} if team else None,
-            "latest_checks": self._rows(
-                """
-                SELECT c.dataset_ref, c.id AS check_id, c.kind, c.column_name, c.severity,
-                       r.status, r.run_at, r.observed, r.message
-                FROM checks c JOIN datasets d ON d.ref = c.dataset_ref
-                LEFT JOIN (SELECT * FROM check_results
-                           QUALIFY row_number() OVER (PARTITION BY dataset_ref, check_id
-                                                      ORDER BY run_at DESC NULLS LAST) = 1) r
-                  ON r.dataset_ref = c.dataset_ref AND r.check_id = c.id
-                WHERE d.product_ref = ? ORDER BY c.dataset_ref, c.id
-                """,
-                [ref],
-            ),
+            "owner_team": self._owner_team(product.owner),
+            "latest_checks": self._latest_checks("product_ref", ref),
             "incidents": self._rows(
                 """SELECT id, title, status, severity, opened_at, resolved_at FROM incidents
                    WHERE list_contains(products, ?) ORDER BY opened_at DESC""",
                 [ref],
             ),
-            "upstream": self._neighbours(ref, upstream=True),
-            "downstream": self._neighbours(ref, upstream=False),
+            "upstream": self._neighbours("product_ref", ref, upstream=True),
+            "downstream": self._neighbours("product_ref", ref, upstream=False),
         }
 
-    def _neighbours(self, product_ref: str, upstream: bool) -> list[dict[str, Any]]:
+    def _neighbours(self, scope: str, ref: str, upstream: bool) -> list[dict[str, Any]]:
+        """Datasets one lineage edge away from a product's datasets (scope 'product_ref') or one dataset ('ref')."""
+        assert scope in ("product_ref", "ref")
         mine, other = ("target", "source") if upstream else ("source", "target")
         return self._rows(
             f"""
@@ -176,11 +164,58 @@ class MeshStore:
                  AND (m.namespace IS NULL OR m.namespace = e.{mine}_namespace)
             LEFT JOIN datasets o ON o.qualified_name = e.{other}_name
                  AND (o.namespace IS NULL OR o.namespace = e.{other}_namespace)
-            WHERE m.product_ref = ? AND (o.product_ref IS NULL OR o.product_ref <> ?)
+            WHERE m.{scope} = ? AND (o.{scope} IS NULL OR o.{scope} <> ?)
             ORDER BY ALL
             """,
-            [product_ref, product_ref],
+            [ref, ref],
         )
+
+    def _latest_checks(self, scope: str, ref: str) -> list[dict[str, Any]]:
+        assert scope in ("product_ref", "ref")
+        return self._rows(
+            f"""
+            SELECT c.dataset_ref, c.id AS check_id, c.kind, c.column_name, c.severity,
+                   r.status, r.run_at, r.observed, r.message
+            FROM checks c JOIN datasets d ON d.ref = c.dataset_ref
+            LEFT JOIN (SELECT * FROM check_results
+                       QUALIFY row_number() OVER (PARTITION BY dataset_ref, check_id
+                                                  ORDER BY run_at DESC NULLS LAST) = 1) r
+              ON r.dataset_ref = c.dataset_ref AND r.check_id = c.id
+            WHERE d.{scope} = ? ORDER BY c.dataset_ref, c.id
+            """,
+            [ref],
+        )
+
+    def _owner_team(self, team_id: str | None) -> dict[str, Any] | None:
+        team = self._rows("SELECT * FROM teams WHERE id = ?", [team_id])
+        members = self._rows("SELECT name, email, role FROM team_members WHERE team_id = ?", [team_id])
+        return {**team[0], "members": members} if team else None
+
+    def dataset_details(self, ref: str) -> dict[str, Any]:
+        """A dataset with its product's owners and SLOs, freshness, latest checks and lineage neighbours."""
+        rows = self._rows("SELECT * FROM datasets WHERE ref = ?", [ref])
+        if not rows:
+            known = [r["ref"] for r in self._rows("SELECT ref FROM datasets ORDER BY ref")]
+            close = difflib.get_close_matches(ref, known, n=3)
+            raise NotFoundError(f"No dataset {ref} in this workspace.",
+                                hint=f"Did you mean {', '.join(close)}?" if close else "List them with `meshpilot datasets list`.")
+        row = rows[0]
+        product = self.product(row["product_ref"])
+        dataset = product.dataset(row["name"])
+        return {
+            "ref": ref,
+            "product_ref": row["product_ref"],
+            "dataset": dataset.model_dump(mode="json", exclude_none=True),
+            "port": {"name": row["port"], "kind": row["port_kind"], "location": row["location"]},
+            "owner_team": self._owner_team(product.owner),
+            "slos": [s.model_dump(mode="json", exclude_none=True) for s in product.slos
+                     if s.dataset in (None, dataset.name)],
+            "contract": product.contract,
+            "freshness": {"last_updated": row["last_updated"], "row_count": row["row_count"]},
+            "latest_checks": self._latest_checks("ref", ref),
+            "upstream": self._neighbours("ref", ref, upstream=True),
+            "downstream": self._neighbours("ref", ref, upstream=False),
+        }
 
     # --- datasets -----------------------------------------------------------------------------------
 

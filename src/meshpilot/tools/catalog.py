@@ -1,0 +1,420 @@
+"""Catalog search and schema linking: find the right product, table and column, with citations.
+
+`search_catalog` ranks products, datasets and columns together (filters apply before ranking);
+`link_schema` returns the tables a question needs, their key columns and the joins between them;
+`get_product` and `get_dataset` describe one entity with its owners, contract, SLOs, freshness and
+neighbours. Every result carries `mesh://` citations.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from meshpilot.errors import InvalidArgumentError
+from meshpilot.mesh.model import DataProduct, MeshRef
+from meshpilot.mesh.store import MeshStore
+from meshpilot.mesh.workspace import Workspace
+from meshpilot.tools import embeddings
+from meshpilot.tools.search_index import CatalogIndex, Document
+
+SEARCH_DIR = "search"
+FILTER_KEYS = ("domain", "owner", "tags", "classification", "kind")
+KIND_VALUES = ("product", "dataset", "column")
+
+
+class Hit(BaseModel):
+    ref: str
+    kind: str
+    name: str
+    score: float
+    snippet: str
+    matched: dict[str, list[str]]
+    domain: str
+    product: str
+    owner: str | None = None
+    classification: list[str] = []
+
+
+class SearchResult(BaseModel):
+    query: str
+    filters: dict[str, Any]
+    hits: list[Hit]
+    citations: list[str]
+    index: dict[str, Any]
+
+
+class LinkedColumn(BaseModel):
+    ref: str
+    name: str
+    type: str
+    reason: str
+
+
+class LinkedTable(BaseModel):
+    ref: str
+    qualified_name: str
+    score: float
+    role: str  # "match" or "join" (needed only to join the matched tables)
+    columns: list[LinkedColumn]
+
+
+class Join(BaseModel):
+    left: str
+    right: str
+
+
+class SchemaLink(BaseModel):
+    question: str
+    tables: list[LinkedTable]
+    joins: list[Join]
+    citations: list[str]
+
+
+# --- documents --------------------------------------------------------------------------------------
+
+
+def product_documents(product: DataProduct, contract: dict[str, Any] | None = None) -> list[Document]:
+    """The searchable documents of one product: itself, its datasets and their columns."""
+    contract_text = _contract_text(contract)
+    product_ref = str(product.ref)
+    classes = sorted({c.classification for d in product.datasets for c in d.columns if c.classification})
+    base = {"domain": product.domain, "owner": product.owner}
+    docs = [Document(
+        ref=product_ref, kind="product", product_ref=product_ref, dataset_ref=None,
+        # The product's own words plus the names of everything it holds: evidence rolls up.
+        fields={"name": f"{product.id} {product.name}",
+                "text": " ".join(filter(None, [product.description, " ".join(product.tags),
+                                               contract_text.get("", ""), *_contents(product)]))},
+        attributes={**base, "tags": list(product.tags), "classification": classes, "kind": "product"},
+    )]
+    for port in product.output_ports:
+        dataset = port.dataset
+        dataset_ref = str(product.dataset_ref(dataset.name))
+        columns_text = " ".join(f"{c.name} {c.description or ''}" for c in dataset.columns)
+        docs.append(Document(
+            ref=dataset_ref, kind="dataset", product_ref=product_ref, dataset_ref=dataset_ref,
+            fields={"name": _names(dataset.name, dataset.qualified_name),
+                    "parent": f"{product.id} {product.name}",
+                    "text": " ".join(filter(None, [dataset.description, port.description, columns_text,
+                                                   contract_text.get(dataset.name, "")]))},
+            attributes={**base, "tags": sorted(set(product.tags) | set(dataset.tags)), "kind": "dataset",
+                        "classification": sorted({c.classification for c in dataset.columns if c.classification}),
+                        "port_kind": port.kind.value},
+        ))
+        for column in dataset.columns:
+            docs.append(Document(
+                ref=str(product.dataset_ref(dataset.name).with_column(column.name)), kind="column",
+                product_ref=product_ref, dataset_ref=dataset_ref,
+                fields={"name": column.name, "parent": f"{dataset.name} {product.name}",
+                        "text": " ".join(filter(None, [column.description, column.classification, " ".join(column.tags),
+                                                       contract_text.get(f"{dataset.name}.{column.name}", "")]))},
+                attributes={**base, "tags": sorted(set(product.tags) | set(dataset.tags) | set(column.tags)),
+                            "classification": column.classification, "kind": "column"},
+            ))
+    return docs
+
+
+def _contents(product: DataProduct) -> list[str]:
+    return [f"{d.name} {' '.join(c.name for c in d.columns)}" for d in product.datasets]
+
+
+def _names(name: str, qualified: str) -> str:
+    last = qualified.rsplit(".", 1)[-1].strip('"')
+    return name if last == name else f"{name} {last}"
+
+
+def _contract_text(contract: dict[str, Any] | None) -> dict[str, str]:
+    """Contract prose by what it describes: '' (the product), '<dataset>', '<dataset>.<column>'."""
+    if not contract:
+        return {}
+    description = contract.get("description") or {}
+    text = {"": " ".join(str(v) for v in description.values() if isinstance(v, str))
+            if isinstance(description, dict) else str(description)}
+    for obj in contract.get("schema") or []:
+        name = obj.get("name") or ""
+        text[name] = " ".join(filter(None, [obj.get("businessName"), obj.get("description")]))
+        for prop in obj.get("properties") or []:
+            text[f"{name}.{prop.get('name')}"] = " ".join(filter(None, [prop.get("businessName")]))
+    return text
+
+
+def product_hash(product: DataProduct, contract: dict[str, Any] | None) -> str:
+    payload = product.model_dump_json(exclude_none=True) + json.dumps(contract or {}, sort_keys=True, default=str)
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+# --- the catalog --------------------------------------------------------------------------------------
+
+
+class Catalog:
+    """A searchable catalog over a set of products (a workspace's, or any list for benchmarks)."""
+
+    def __init__(self, products: list[DataProduct], index: CatalogIndex, status: dict[str, Any] | None = None):
+        self.products = {str(p.ref): p for p in products}
+        self.index = index
+        self.status = status or {}
+        self._foreign_keys: dict[str, list[tuple[str, str, str]]] | None = None
+
+    @classmethod
+    def from_products(cls, products: list[DataProduct], contracts: dict[str, dict] | None = None,
+                      embedder: Any | None = None) -> Catalog:
+        contracts = contracts or {}
+        index = CatalogIndex(embedder)
+        status = index.update((str(p.ref), product_hash(p, contracts.get(str(p.ref))),
+                               product_documents(p, contracts.get(str(p.ref)))) for p in products)
+        return cls(products, index, status)
+
+    @classmethod
+    def open(cls, workspace: Workspace, embedder: Any | None = None) -> Catalog:
+        """The workspace's catalog; its persisted index is brought up to date one product at a time."""
+        embedder = embedder if embedder is not None else embeddings.from_config(workspace)
+        with MeshStore.open(workspace) as store:
+            products = [store.product(r["ref"]) for r in store.list_products()]
+        contracts = {str(p.ref): _read_contract(workspace, p) for p in products}
+        folder = workspace.state_dir / SEARCH_DIR
+        status: dict[str, Any] = {"embeddings": getattr(embedder, "name", "none")}
+        index = None
+        if (folder / "state.json").exists():
+            try:
+                index = CatalogIndex.load(folder, embedder)
+            except (OSError, ValueError, KeyError) as exc:
+                status["rebuilt"] = f"the search index was unreadable ({type(exc).__name__}); rebuilt it"
+        else:
+            status["rebuilt"] = "there was no search index yet; built it"
+        if index is None:
+            index = CatalogIndex(embedder)
+        changes = index.update((str(p.ref), product_hash(p, contracts[str(p.ref)]),
+                                product_documents(p, contracts[str(p.ref)])) for p in products)
+        status.update(changes)
+        if changes["products_changed"] or changes["products_removed"] or "rebuilt" in status:
+            _save_atomically(index, folder)
+        return cls(products, index, status)
+
+    # --- search --------------------------------------------------------------------------------------
+
+    def search(self, query: str, domain: str | None = None, owner: str | None = None,
+               tags: list[str] | None = None, classification: str | None = None, kind: str | None = None,
+               k: int = 10) -> SearchResult:
+        if not query or not query.strip():
+            raise InvalidArgumentError("The search query is empty.", hint='Say what you are looking for, e.g. "customer email".')
+        if not self.index.tokenizer(query):
+            raise InvalidArgumentError(f"The query '{query}' has no searchable words (only stop words or symbols).",
+                                       hint="Use the names or words you expect in the catalog.")
+        if k < 1:
+            raise InvalidArgumentError(f"k must be at least 1 (got {k}).")
+        filters = {"domain": domain, "owner": owner, "tags": tags or None, "classification": classification,
+                   "kind": kind}
+        for key, value in filters.items():
+            self._check_filter(key, value)
+        ranked = self.index.score(query, {k_: v for k_, v in filters.items() if v})
+        candidates = [(float(score), kind_, int(row)) for kind_, (rows, scores) in ranked.items()
+                      for row, score in zip(rows[:k], scores[:k], strict=True)]
+        candidates.sort(key=lambda c: -c[0])
+        hits = [self._hit(query, kind_, row, score) for score, kind_, row in candidates[:k]]
+        return SearchResult(query=query, filters={k_: v for k_, v in filters.items() if v}, hits=hits,
+                            citations=[h.ref for h in hits], index=self.status)
+
+    def _check_filter(self, key: str, value: Any) -> None:
+        if not value:
+            return
+        known = sorted(KIND_VALUES) if key == "kind" else sorted(self.index.values(key))
+        for item in value if isinstance(value, list) else [value]:
+            if str(item) not in known:
+                close = difflib.get_close_matches(str(item), known, n=1)
+                hint = f"Did you mean '{close[0]}'?" if close else f"Known values: {', '.join(known[:30]) or 'none'}."
+                raise InvalidArgumentError(f"No {key} '{item}' in this catalog, so the filter would match nothing.",
+                                           hint=hint)
+
+    def _hit(self, query: str, kind: str, row: int, score: float) -> Hit:
+        doc = self.index.doc(kind, row)
+        ref = MeshRef.parse(doc.ref)
+        product = self.products.get(doc.product_ref)
+        classification = doc.attributes.get("classification") or []
+        return Hit(
+            ref=doc.ref, kind=kind, name=ref.column or ref.dataset or (product.name if product else ref.product),
+            score=round(score, 4), snippet=_snippet(doc), matched=self.index.matched_fields(query, doc),
+            domain=ref.domain, product=ref.product, owner=doc.attributes.get("owner"),
+            classification=[classification] if isinstance(classification, str) else list(classification),
+        )
+
+    # --- schema linking ------------------------------------------------------------------------------
+
+    def link_schema(self, question: str, k: int = 5) -> SchemaLink:
+        if not question or not self.index.tokenizer(question):
+            raise InvalidArgumentError("The question has no searchable words.", hint="Ask a question about the data.")
+        ranked = self.index.score(question)
+        rows, scores = ranked["dataset"]
+        chosen = {self.index.doc("dataset", int(r)).ref: float(s) for r, s in zip(rows[:k], scores[:k], strict=True)}
+        column_rows, _ = ranked["column"]
+        matching_columns = {self.index.doc("column", int(r)).ref for r in column_rows[: 10 * k]}
+        joins, bridges = self._join_paths(list(chosen))
+        tables = [self._linked_table(ref, chosen.get(ref, 0.0), "match" if ref in chosen else "join", matching_columns)
+                  for ref in [*chosen, *bridges]]
+        citations = [t.ref for t in tables] + [c.ref for t in tables for c in t.columns]
+        return SchemaLink(question=question, tables=tables, joins=joins, citations=citations)
+
+    def _linked_table(self, ref: str, score: float, role: str, matching: set[str]) -> LinkedTable:
+        mesh_ref = MeshRef.parse(ref)
+        dataset = self.products[str(mesh_ref.product_ref())].dataset(mesh_ref.dataset)
+        columns = []
+        for column in dataset.columns:
+            column_ref = str(mesh_ref.with_column(column.name))
+            reasons = []
+            if column.primary_key:
+                reasons.append("primary key")
+            if column.references:
+                reasons.append(f"foreign key to {column.references}")
+            if column_ref in matching:
+                reasons.append("matches the question")
+            if reasons:
+                columns.append(LinkedColumn(ref=column_ref, name=column.name, type=column.type, reason="; ".join(reasons)))
+        return LinkedTable(ref=ref, qualified_name=dataset.qualified_name, score=round(score, 4), role=role,
+                           columns=columns)
+
+    def foreign_keys(self) -> dict[str, list[tuple[str, str, str]]]:
+        """dataset ref -> [(column, other dataset ref, other column)], both directions."""
+        if self._foreign_keys is None:
+            graph: dict[str, list[tuple[str, str, str]]] = {}
+            for product in self.products.values():
+                for dataset in product.datasets:
+                    here = str(product.dataset_ref(dataset.name))
+                    for column in dataset.columns:
+                        target = _resolve_reference(product, column.references) if column.references else None
+                        if target and str(target.dataset_ref()) in self._dataset_refs():
+                            there = str(target.dataset_ref())
+                            graph.setdefault(here, []).append((column.name, there, target.column))
+                            graph.setdefault(there, []).append((target.column, here, column.name))
+            self._foreign_keys = graph
+        return self._foreign_keys
+
+    def _dataset_refs(self) -> set[str]:
+        return {str(p.dataset_ref(d.name)) for p in self.products.values() for d in p.datasets}
+
+    def _join_paths(self, tables: list[str], max_hops: int = 2) -> tuple[list[Join], list[str]]:
+        """Joins connecting the chosen tables through foreign keys, and the tables only needed to join."""
+        graph = self.foreign_keys()
+        joins: dict[tuple[str, str], Join] = {}
+        bridges: list[str] = []
+        chosen = set(tables)
+        for start in tables:
+            previous: dict[str, tuple[str, str, str] | None] = {start: None}
+            queue = deque([(start, 0)])
+            while queue:
+                node, depth = queue.popleft()
+                if depth == max_hops:
+                    continue
+                for column, other, other_column in graph.get(node, []):
+                    if other in previous:
+                        continue
+                    previous[other] = (node, column, other_column)
+                    queue.append((other, depth + 1))
+            for target in chosen - {start}:
+                node = target
+                while previous.get(node):
+                    parent, column, other_column = previous[node]
+                    key = tuple(sorted([f"{parent}#{column}", f"{node}#{other_column}"]))
+                    joins.setdefault(key, Join(left=f"{parent}#{column}", right=f"{node}#{other_column}"))
+                    if node not in chosen and node not in bridges:
+                        bridges.append(node)
+                    node = parent
+        return list(joins.values()), bridges
+
+
+def _resolve_reference(product: DataProduct, target: str) -> MeshRef | None:
+    if target.startswith("mesh://"):
+        ref = MeshRef.parse(target)
+        return ref if ref.column else None
+    dataset, _, column = target.rpartition(".")
+    return product.dataset_ref(dataset).with_column(column) if dataset else None
+
+
+def _snippet(doc: Document, limit: int = 180) -> str:
+    text = doc.fields.get("text") or doc.fields.get("name") or ""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _read_contract(workspace: Workspace, product: DataProduct) -> dict[str, Any] | None:
+    if not product.contract:
+        return None
+    import yaml
+
+    path = workspace.root / product.contract
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None  # the workspace validator reports it; search just goes without the contract's text
+
+
+def _save_atomically(index: CatalogIndex, folder: Path) -> None:
+    import shutil
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".search.", dir=folder.parent))
+    try:
+        index.save(staging)
+        old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(staging, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# --- the tool functions ----------------------------------------------------------------------------------
+
+
+def search_catalog(query: str, domain: str | None = None, owner: str | None = None, tags: list[str] | None = None,
+                   classification: str | None = None, kind: str | None = None, k: int = 10,
+                   workspace: Workspace | str | None = None) -> SearchResult:
+    """Ranked products, datasets and columns for `query`, each with its mesh:// citation."""
+    return Catalog.open(_workspace(workspace)).search(query, domain, owner, tags, classification, kind, k)
+
+
+def link_schema(question: str, k: int = 5, workspace: Workspace | str | None = None) -> SchemaLink:
+    """The tables (key columns, joins) that a question about the data needs."""
+    return Catalog.open(_workspace(workspace)).link_schema(question, k)
+
+
+def get_product(product_id: str, workspace: Workspace | str | None = None) -> dict[str, Any]:
+    """A product: schema, owners, contract, SLOs, freshness, checks, incidents, upstream and downstream."""
+    ws = _workspace(workspace)
+    with MeshStore.open(ws) as store:
+        details = store.product_details(product_id)
+    product = details["product"]
+    if product.get("contract"):
+        details["contract"] = _contract_summary(_read_contract(ws, DataProduct.model_validate(product)))
+    return details
+
+
+def get_dataset(urn: str, workspace: Workspace | str | None = None) -> dict[str, Any]:
+    """A dataset: columns, owners, SLOs, freshness, latest checks, upstream and downstream datasets."""
+    ws = _workspace(workspace)
+    ref = MeshRef.parse(urn)
+    if ref.dataset is None:
+        raise InvalidArgumentError(f"{urn} names a product, not a dataset.",
+                                   hint="Write mesh://<domain>/<product>/<dataset>, or use get_product.")
+    with MeshStore.open(ws) as store:
+        return store.dataset_details(str(ref.dataset_ref()))
+
+
+def _contract_summary(contract: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not contract:
+        return None
+    return {key: contract.get(key) for key in ("id", "apiVersion", "version", "status", "slaProperties")
+            if contract.get(key) is not None}
+
+
+def _workspace(workspace: Workspace | str | None) -> Workspace:
+    return workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+
