@@ -235,6 +235,99 @@ def datasets_list(
     out.print(table)
 
 
+# --- search ------------------------------------------------------------------------------------------
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='What you are looking for, e.g. "where do we keep customer emails".')],
+    workspace: WorkspaceOption = None,
+    domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only products owned by this team id.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only entities with this tag (repeatable: any of).")] = None,
+    classification: Annotated[str | None, typer.Option(help="Only columns (and their tables) of this class, e.g. EMAIL_ADDRESS.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only products, datasets or columns.")] = None,
+    k: Annotated[int, typer.Option("-k", "--limit", help="How many hits.")] = 10,
+    json_output: JsonOption = False,
+) -> None:
+    """Search the catalog: ranked products, datasets and columns, each with its mesh:// citation."""
+    from meshpilot.tools.catalog import Catalog
+
+    catalog = Catalog.open(Workspace.open(workspace))
+    result = catalog.search(query, domain=domain, owner=owner, tags=tag, classification=classification, kind=kind, k=k)
+    if json_output:
+        _print_json(result.model_dump())
+        return
+    if "rebuilt" in result.index:
+        err.print(f"[yellow]note:[/yellow] {result.index['rebuilt']}.", highlight=False)
+    if not result.hits:
+        err.print(f"No matches for '{query}'" + (f" with {result.filters}" if result.filters else "") + ".")
+        return
+    table = Table(title=f"Search: {query}")
+    for column in ("#", "score", "kind", "reference", "matched", "snippet"):
+        table.add_column(column, overflow="fold")
+    for i, hit in enumerate(result.hits, start=1):
+        matched = "; ".join(f"{f}: {', '.join(w)}" for f, w in hit.matched.items())
+        table.add_row(str(i), f"{hit.score:.2f}", hit.kind, hit.ref, matched, hit.snippet)
+    out.print(table)
+
+
+@app.command("link-schema")
+def link_schema_command(
+    question: Annotated[str, typer.Argument(help="A question about the data.")],
+    workspace: WorkspaceOption = None,
+    k: Annotated[int, typer.Option("-k", "--limit", help="How many matched tables.")] = 5,
+    json_output: JsonOption = False,
+) -> None:
+    """The tables, key columns and joins a question needs (what SQL generation starts from)."""
+    from meshpilot.tools.catalog import Catalog
+
+    link = Catalog.open(Workspace.open(workspace)).link_schema(question, k)
+    if json_output:
+        _print_json(link.model_dump())
+        return
+    for linked in link.tables:
+        out.print(f"[bold]{linked.qualified_name}[/bold]  {linked.ref}  ({linked.role}, score {linked.score:.2f})",
+                  highlight=False)
+        for column in linked.columns:
+            out.print(f"    {column.name} {column.type}: {column.reason}", highlight=False)
+    for join in link.joins:
+        out.print(f"join {join.left} = {join.right}", highlight=False)
+
+
+@datasets_app.command("show")
+def datasets_show(
+    urn: Annotated[str, typer.Argument(help="mesh://<domain>/<product>/<dataset>")],
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show a dataset: columns, owners, SLOs, freshness, latest checks, upstream and downstream."""
+    from meshpilot.tools.catalog import get_dataset
+
+    details = get_dataset(urn, Workspace.open(workspace))
+    if json_output:
+        _print_json(details)
+        return
+    d = details["dataset"]
+    team = details["owner_team"]
+    out.print(Panel("\n".join([
+        f"[bold]{d['qualified_name']}[/bold]  {details['ref']}",
+        f"product {details['product_ref']} · owner {team['name'] if team else '-'} · "
+        f"{details['freshness']['row_count'] or '?'} rows · updated {details['freshness']['last_updated'] or '?'}",
+        "", d.get("description") or "(no description)"]), expand=False))
+    table = Table()
+    for column in ("column", "type", "classification", "description"):
+        table.add_column(column, overflow="fold")
+    for c in d.get("columns", []):
+        table.add_row(c["name"], c.get("type", ""), c.get("classification") or "", c.get("description") or "")
+    out.print(table)
+    for check in details["latest_checks"]:
+        out.print(f"check {check['check_id']}: {check['status'] or 'never run'} ({check['message'] or ''})", highlight=False)
+    for label in ("upstream", "downstream"):
+        names = sorted({n["dataset_ref"] or f"{n['namespace']}/{n['name']}" for n in details[label]})
+        out.print(f"[bold]{label.capitalize()}[/bold]: {', '.join(names) or 'none known'}")
+
+
 # --- imports -----------------------------------------------------------------------------------------
 
 

@@ -128,6 +128,10 @@ class MeshStore:
         hint = f"Did you mean {', '.join(close)}?" if close else "List them with `meshpilot products list`."
         raise NotFoundError(f"No product '{text}' in this workspace.", hint=hint)
 
+    def product_documents(self) -> dict[str, str]:
+        """Every product as its stored JSON, by reference (cheap to hash for change detection)."""
+        return dict(self.con.execute("SELECT ref, document FROM products ORDER BY ref").fetchall())
+
     def product(self, text: str) -> DataProduct:
         ref = self.resolve_product(text)
         row = self.con.execute("SELECT document FROM products WHERE ref = ?", [str(ref)]).fetchone()

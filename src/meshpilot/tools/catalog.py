@@ -12,9 +12,12 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from collections import deque
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel
 
@@ -26,6 +29,7 @@ from meshpilot.tools import embeddings
 from meshpilot.tools.search_index import CatalogIndex, Document
 
 SEARCH_DIR = "search"
+_URI_SAFE = re.compile(r"[A-Za-z0-9_.~-]+")  # what urllib's quote leaves as it is
 FILTER_KEYS = ("domain", "owner", "tags", "classification", "kind")
 KIND_VALUES = ("product", "dataset", "column")
 
@@ -85,45 +89,43 @@ def product_documents(product: DataProduct, contract: dict[str, Any] | None = No
     """The searchable documents of one product: itself, its datasets and their columns."""
     contract_text = _contract_text(contract)
     product_ref = str(product.ref)
-    classes = sorted({c.classification for d in product.datasets for c in d.columns if c.classification})
-    base = {"domain": product.domain, "owner": product.owner}
     docs = [Document(
         ref=product_ref, kind="product", product_ref=product_ref, dataset_ref=None,
         # The product's own words plus the names of everything it holds: evidence rolls up.
         fields={"name": f"{product.id} {product.name}",
-                "text": " ".join(filter(None, [product.description, " ".join(product.tags),
-                                               contract_text.get("", ""), *_contents(product)]))},
-        attributes={**base, "tags": list(product.tags), "classification": classes, "kind": "product"},
+                "text": [t for t in (product.description, *product.tags, contract_text.get(""), *_contents(product)) if t]},
+        attributes={"domain": product.domain, "owner": product.owner, "tags": list(product.tags)},
+        summary=product.description or product.name,
     )]
     for port in product.output_ports:
         dataset = port.dataset
         dataset_ref = str(product.dataset_ref(dataset.name))
-        columns_text = " ".join(f"{c.name} {c.description or ''}" for c in dataset.columns)
+        columns_text = [t for c in dataset.columns for t in (c.name, c.description) if t]
         docs.append(Document(
             ref=dataset_ref, kind="dataset", product_ref=product_ref, dataset_ref=dataset_ref,
             fields={"name": _names(dataset.name, dataset.qualified_name),
                     "parent": f"{product.id} {product.name}",
-                    "text": " ".join(filter(None, [dataset.description, port.description, columns_text,
-                                                   contract_text.get(dataset.name, "")]))},
-            attributes={**base, "tags": sorted(set(product.tags) | set(dataset.tags)), "kind": "dataset",
-                        "classification": sorted({c.classification for c in dataset.columns if c.classification}),
-                        "port_kind": port.kind.value},
+                    "text": list(dict.fromkeys(filter(None, [dataset.description, port.description, *columns_text,
+                                                             contract_text.get(dataset.name, "")])))},
+            attributes={"tags": list(dataset.tags), "port_kind": port.kind.value},
+            summary=dataset.description or port.description or dataset.qualified_name,
         ))
         for column in dataset.columns:
+            name = column.name if _URI_SAFE.fullmatch(column.name) else quote(column.name, safe="")
             docs.append(Document(
-                ref=str(product.dataset_ref(dataset.name).with_column(column.name)), kind="column",
+                ref=f"{dataset_ref}#{name}", kind="column",
                 product_ref=product_ref, dataset_ref=dataset_ref,
-                fields={"name": column.name, "parent": f"{dataset.name} {product.name}",
-                        "text": " ".join(filter(None, [column.description, column.classification, " ".join(column.tags),
-                                                       contract_text.get(f"{dataset.name}.{column.name}", "")]))},
-                attributes={**base, "tags": sorted(set(product.tags) | set(dataset.tags) | set(column.tags)),
-                            "classification": column.classification, "kind": "column"},
+                fields={"name": column.name,
+                        "text": [t for t in (column.description, column.classification, *column.tags,
+                                             contract_text.get(f"{dataset.name}.{column.name}")) if t]},
+                attributes={"tags": column.tags, "classification": column.classification},
+                summary=" · ".join(filter(None, [column.type, column.classification, column.description])),
             ))
     return docs
 
 
 def _contents(product: DataProduct) -> list[str]:
-    return [f"{d.name} {' '.join(c.name for c in d.columns)}" for d in product.datasets]
+    return [name for d in product.datasets for name in (d.name, *(c.name for c in d.columns))]
 
 
 def _names(name: str, qualified: str) -> str:
@@ -146,8 +148,14 @@ def _contract_text(contract: dict[str, Any] | None) -> dict[str, str]:
     return text
 
 
-def product_hash(product: DataProduct, contract: dict[str, Any] | None) -> str:
-    payload = product.model_dump_json(exclude_none=True) + json.dumps(contract or {}, sort_keys=True, default=str)
+# Bump when product_documents changes what it indexes: every product then counts as changed.
+DOCUMENTS_VERSION = "5"
+
+
+def product_hash(product: DataProduct | str, contract: dict[str, Any] | None) -> str:
+    """Content hash of a product (its model, or its stored JSON) and its contract."""
+    text = product if isinstance(product, str) else product.model_dump_json(exclude_none=True)
+    payload = DOCUMENTS_VERSION + text + json.dumps(contract or {}, sort_keys=True, default=str)
     return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
@@ -169,7 +177,7 @@ class Catalog:
         contracts = contracts or {}
         index = CatalogIndex(embedder)
         status = index.update((str(p.ref), product_hash(p, contracts.get(str(p.ref))),
-                               product_documents(p, contracts.get(str(p.ref)))) for p in products)
+                               partial(product_documents, p, contracts.get(str(p.ref)))) for p in products)
         return cls(products, index, status)
 
     @classmethod
@@ -177,7 +185,8 @@ class Catalog:
         """The workspace's catalog; its persisted index is brought up to date one product at a time."""
         embedder = embedder if embedder is not None else embeddings.from_config(workspace)
         with MeshStore.open(workspace) as store:
-            products = [store.product(r["ref"]) for r in store.list_products()]
+            stored = store.product_documents()
+        products = [DataProduct.model_validate_json(text) for text in stored.values()]
         contracts = {str(p.ref): _read_contract(workspace, p) for p in products}
         folder = workspace.state_dir / SEARCH_DIR
         status: dict[str, Any] = {"embeddings": getattr(embedder, "name", "none")}
@@ -191,8 +200,8 @@ class Catalog:
             status["rebuilt"] = "there was no search index yet; built it"
         if index is None:
             index = CatalogIndex(embedder)
-        changes = index.update((str(p.ref), product_hash(p, contracts[str(p.ref)]),
-                                product_documents(p, contracts[str(p.ref)])) for p in products)
+        changes = index.update((str(p.ref), product_hash(stored[str(p.ref)], contracts[str(p.ref)]),
+                                partial(product_documents, p, contracts[str(p.ref)])) for p in products)
         status.update(changes)
         if changes["products_changed"] or changes["products_removed"] or "rebuilt" in status:
             _save_atomically(index, folder)
@@ -214,7 +223,7 @@ class Catalog:
                    "kind": kind}
         for key, value in filters.items():
             self._check_filter(key, value)
-        ranked = self.index.score(query, {k_: v for k_, v in filters.items() if v})
+        ranked = self.index.score(query, {k_: v for k_, v in filters.items() if v}, limit=k)
         candidates = [(float(score), kind_, int(row)) for kind_, (rows, scores) in ranked.items()
                       for row, score in zip(rows[:k], scores[:k], strict=True)]
         candidates.sort(key=lambda c: -c[0])
@@ -237,12 +246,14 @@ class Catalog:
         doc = self.index.doc(kind, row)
         ref = MeshRef.parse(doc.ref)
         product = self.products.get(doc.product_ref)
-        classification = doc.attributes.get("classification") or []
+        dataset = product.dataset(ref.dataset) if product and ref.dataset else None
+        columns = [dataset.column(ref.column)] if dataset and ref.column else dataset.columns if dataset else [
+            c for d in (product.datasets if product else []) for c in d.columns]
         return Hit(
             ref=doc.ref, kind=kind, name=ref.column or ref.dataset or (product.name if product else ref.product),
             score=round(score, 4), snippet=_snippet(doc), matched=self.index.matched_fields(query, doc),
-            domain=ref.domain, product=ref.product, owner=doc.attributes.get("owner"),
-            classification=[classification] if isinstance(classification, str) else list(classification),
+            domain=ref.domain, product=ref.product, owner=product.owner if product else None,
+            classification=sorted({c.classification for c in columns if c and c.classification}),
         )
 
     # --- schema linking ------------------------------------------------------------------------------
@@ -250,7 +261,7 @@ class Catalog:
     def link_schema(self, question: str, k: int = 5) -> SchemaLink:
         if not question or not self.index.tokenizer(question):
             raise InvalidArgumentError("The question has no searchable words.", hint="Ask a question about the data.")
-        ranked = self.index.score(question)
+        ranked = self.index.score(question, limit=10 * k)
         rows, scores = ranked["dataset"]
         chosen = {self.index.doc("dataset", int(r)).ref: float(s) for r, s in zip(rows[:k], scores[:k], strict=True)}
         column_rows, _ = ranked["column"]
@@ -337,7 +348,7 @@ def _resolve_reference(product: DataProduct, target: str) -> MeshRef | None:
 
 
 def _snippet(doc: Document, limit: int = 180) -> str:
-    text = doc.fields.get("text") or doc.fields.get("name") or ""
+    text = doc.summary or doc.fields.get("text") or doc.fields.get("name") or ""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _STOPWORDS = frozenset(
     "a an and are as at be by do does for from has have how i in is it its of on or that the their there these "
     "this those to was were what when where which who whom whose why will with we our you your me my all any each "
-    "list show give find tell get return display please many much".split()
+    "show give find tell please many much".split()
 )
 
 FIELD_WEIGHTS = {"name": 3, "parent": 1, "text": 1}
@@ -40,41 +41,70 @@ class Tokenizer:
         import Stemmer
 
         self._stem = Stemmer.Stemmer("english").stemWord
-        self._cache: dict[str, str] = {}
+        self._stems: dict[str, str] = {}
+        # While a batch is indexed, the same strings (column names, descriptions) recur in the column,
+        # its dataset and its product: each is tokenized once per batch.
+        self._texts: dict[str, list[str]] | None = None
 
     def words(self, text: str) -> list[str]:
         return [w.lower() for w in _WORD.findall(text or "")]
 
     def __call__(self, text: str) -> list[str]:
+        if self._texts is not None:
+            cached = self._texts.get(text)
+            if cached is not None:
+                return cached
         out = []
         for word in self.words(text):
             if word in _STOPWORDS:
                 continue
-            stem = self._cache.get(word)
+            stem = self._stems.get(word)
             if stem is None:
-                stem = self._cache[word] = self._stem(word)
+                stem = self._stems[word] = self._stem(word)
             out.append(stem)
+        if self._texts is not None:
+            self._texts[text] = out
         return out
+
+    def batch(self) -> _TextCache:
+        return _TextCache(self)
+
+
+class _TextCache:
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def __enter__(self) -> None:
+        self.tokenizer._texts = {}
+
+    def __exit__(self, *exc: object) -> None:
+        self.tokenizer._texts = None
 
 
 @dataclass
 class Document:
-    """One searchable entity. `fields` maps a field name (name, parent, text) to its text."""
+    """One searchable entity. `fields` maps a field name (name, parent, text) to its text, or to a list
+    of texts (a dataset's text lists its columns' names and descriptions as they are)."""
 
     ref: str
     kind: str  # product, dataset, column
     product_ref: str
     dataset_ref: str | None
-    fields: dict[str, str]
+    fields: dict[str, str | list[str]]
     attributes: dict[str, Any] = field(default_factory=dict)  # domain, owner, tags, classification, port_kind
+    summary: str = ""  # shown as the hit's snippet; not searched
 
     @property
     def content_hash(self) -> str:
         payload = json.dumps([self.kind, self.fields], sort_keys=True)
         return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
+    def texts(self, field_name: str) -> list[str]:
+        value = self.fields.get(field_name) or []
+        return [value] if isinstance(value, str) else value
+
     def dense_text(self) -> str:
-        return " ".join(v for v in self.fields.values() if v)
+        return " ".join(t for name in self.fields for t in self.texts(name) if t)
 
 
 class SparseIndex:
@@ -92,27 +122,37 @@ class SparseIndex:
     def size(self) -> int:
         return len(self.live)
 
-    def add(self, token_lists: Sequence[dict[str, float]]) -> range:
-        """Append documents (term -> weighted frequency); returns their row numbers."""
+    def add(self, docs: Sequence[list[tuple[list[str], float]]]) -> range:
+        """Append documents, each a list of (tokens, weight) runs; returns their row numbers.
+
+        Everything per token happens in C (chain, map, numpy, scipy's summing of duplicate entries);
+        Python only loops over runs.
+        """
         first = self.size
-        rows, cols, vals = [], [], []
-        for row, counts in enumerate(token_lists):
-            for term, tf in counts.items():
-                col = self.vocab.get(term)
-                if col is None:
-                    col = self.vocab[term] = len(self.vocab)
-                rows.append(row)
-                cols.append(col)
-                vals.append(tf)
-        n_terms = len(self.vocab)
-        matrix = sp.csc_matrix((np.asarray(vals, dtype=np.float32), (np.asarray(rows, dtype=np.int64),
-                                np.asarray(cols, dtype=np.int64))), shape=(len(token_lists), n_terms))
+        vocab = self.vocab
+        flat: list[str] = []
+        run_rows, run_lengths, run_weights = [], [], []
+        for row, runs in enumerate(docs):
+            for tokens, weight in runs:
+                if tokens:
+                    flat.extend(tokens)
+                    run_rows.append(row)
+                    run_lengths.append(len(tokens))
+                    run_weights.append(weight)
+        for term in set(flat):
+            if term not in vocab:
+                vocab[term] = len(vocab)
+        n_terms = len(vocab)
+        cols = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
+        rows = np.repeat(np.asarray(run_rows, dtype=np.int64), run_lengths)
+        vals = np.repeat(np.asarray(run_weights, dtype=np.float32), run_lengths)
+        matrix = sp.csc_matrix((vals, (rows, cols)), shape=(len(docs), n_terms))  # sums repeated terms
+        matrix.sum_duplicates()
         self.segments.append(matrix)
         self.offsets.append(first)
         self.doc_len = np.concatenate([self.doc_len, np.asarray(matrix.sum(axis=1)).ravel().astype(np.float32)])
-        self.live = np.concatenate([self.live, np.ones(len(token_lists), dtype=bool)])
-        df = np.bincount(np.asarray(cols, dtype=np.int64), minlength=n_terms) if cols else np.zeros(n_terms, np.int64)
-        self.df = np.concatenate([self.df, np.zeros(n_terms - len(self.df), dtype=np.int64)]) + df
+        self.live = np.concatenate([self.live, np.ones(len(docs), dtype=bool)])
+        self.df = np.concatenate([self.df, np.zeros(n_terms - len(self.df), dtype=np.int64)]) + np.diff(matrix.indptr)
         if len(self.segments) > 16:
             self.compact()
         return range(first, self.size)
@@ -168,12 +208,12 @@ class SparseIndex:
                 score_parts.append(idf * tf * (K1 + 1) / (tf + norm))
         if not rows_parts:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        rows = np.concatenate(rows_parts)
-        contributions = np.concatenate(score_parts).astype(np.float32)
-        unique, inverse = np.unique(rows, return_inverse=True)
-        totals = np.bincount(inverse, weights=contributions).astype(np.float32)
-        keep = self.live[unique] if mask is None else self.live[unique] & mask[unique]
-        return unique[keep], totals[keep]
+        totals = np.zeros(self.size, dtype=np.float32)
+        for rows, contributions in zip(rows_parts, score_parts, strict=True):
+            totals[rows] += contributions  # a term's postings in a segment hold each row once
+        keep = (totals > 0) & self.live if mask is None else (totals > 0) & self.live & mask
+        unique = np.flatnonzero(keep)
+        return unique, totals[unique]
 
     # persistence: plain arrays and JSON, never pickle (a workspace may come from someone else)
     def save(self, folder: Path) -> None:
@@ -202,13 +242,24 @@ def _widen(matrix: sp.spmatrix, width: int) -> sp.spmatrix:
     return sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=(matrix.shape[0], width))
 
 
-def term_counts(tokenizer: Tokenizer, doc: Document) -> dict[str, float]:
-    counts: dict[str, float] = {}
-    for field_name, text in doc.fields.items():
-        weight = FIELD_WEIGHTS.get(field_name, 1)
-        for token in tokenizer(text):
-            counts[token] = counts.get(token, 0.0) + weight
-    return counts
+def _gather(values: np.ndarray, rows: np.ndarray, fill: Any = 0) -> np.ndarray:
+    """values[rows], with `fill` where a row is -1 (no parent)."""
+    return np.where(rows >= 0, values[np.maximum(rows, 0)], fill)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple | set) else [value]
+
+
+def weighted_tokens(tokenizer: Tokenizer, doc: Document) -> list[tuple[list[str], float]]:
+    cache = tokenizer._texts or {}
+    runs = []
+    for name, value in doc.fields.items():
+        weight = FIELD_WEIGHTS.get(name, 1)
+        for text in (value,) if isinstance(value, str) else value:
+            tokens = cache.get(text)  # the hot path of a build: most texts recur
+            runs.append((tokens if tokens is not None else tokenizer(text), weight))
+    return runs
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> dict[int, float]:
@@ -258,23 +309,26 @@ class CatalogIndex:
         self.product_hashes: dict[str, str] = {}
         self.embedder = embedder
         self.vector_cache: dict[str, np.ndarray] = {}  # content hash -> unit vector
+        self._values: dict[str, set[str]] = {}
         self._faiss: dict[str, Any] = {}
 
     # --- building ----------------------------------------------------------------------------------
 
-    def update(self, entries: Iterable[tuple[str, str, list[Document]]]) -> dict[str, int]:
-        """Make the index hold exactly `entries`: (product ref, content hash, its documents).
+    def update(self, entries: Iterable[tuple[str, str, Callable[[], list[Document]] | None]]) -> dict[str, int]:
+        """Make the index hold exactly `entries`: (product ref, content hash, a function making its documents).
 
-        Products whose hash is unchanged are left alone; changed ones are replaced; missing ones removed.
+        Products whose hash is unchanged are left alone (their documents are never even built); changed
+        ones are replaced; missing ones removed.
         """
         entries = list(entries)
         wanted = {ref for ref, _, _ in entries}
         removed = [ref for ref in self.rows_of_product if ref not in wanted]
-        changed = [(ref, digest, docs) for ref, digest, docs in entries if self.product_hashes.get(ref) != digest]
+        changed = [(ref, digest, make) for ref, digest, make in entries if self.product_hashes.get(ref) != digest]
         for ref in removed + [ref for ref, _, _ in changed if ref in self.rows_of_product]:
             self._remove(ref)
         if changed:
-            self._add([(ref, digest, docs) for ref, digest, docs in changed])
+            with self.tokenizer.batch():
+                self._add([(ref, digest, make()) for ref, digest, make in changed])
         embedded = self._embed_missing() if changed else 0
         return {"products_changed": len(changed), "products_removed": len(removed), "embedded": embedded}
 
@@ -286,6 +340,7 @@ class CatalogIndex:
                 index.docs[row] = None
         self.product_hashes.pop(product_ref, None)
         self._faiss.clear()
+        self._values.clear()
 
     def _add(self, entries: list[tuple[str, str, list[Document]]]) -> None:
         by_kind: dict[str, list[Document]] = {kind: [] for kind in KINDS}
@@ -296,7 +351,7 @@ class CatalogIndex:
         for kind in KINDS:  # parents before children, so children can point at their parents' rows
             index = self.kinds[kind]
             docs = by_kind[kind]
-            rows = index.sparse.add([term_counts(self.tokenizer, d) for d in docs])
+            rows = index.sparse.add([weighted_tokens(self.tokenizer, d) for d in docs])
             index.docs.extend(docs)
             parents, products = [], []
             for row, doc in zip(rows, docs, strict=True):
@@ -317,6 +372,7 @@ class CatalogIndex:
                 rows_by_kind[doc.kind].append(placed[doc.ref])
             self.rows_of_product[ref] = rows_by_kind
         self._faiss.clear()
+        self._values.clear()
 
     def _embed_missing(self) -> int:
         """Embed products and datasets whose text was never embedded; vectors are cached by content hash."""
@@ -335,56 +391,95 @@ class CatalogIndex:
     # --- querying ----------------------------------------------------------------------------------
 
     def values(self, key: str) -> set[str]:
-        return {value for kind in self.kinds.values() for (k, value), rows in kind.postings.items()
-                if k == key and any(kind.docs[r] is not None for r in rows)}
+        """The values an attribute takes on live documents (what a filter on it can match)."""
+        if key not in self._values:
+            self._values[key] = {value for kind in self.kinds.values() for (k, value), rows in kind.postings.items()
+                                 if k == key and kind.sparse.live[rows].any()}
+        return self._values[key]
 
-    def score(self, query: str, filters: dict[str, Any] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per kind, (rows, final scores) of the documents that pass the filters, highest first."""
+    def score(self, query: str, filters: dict[str, Any] | None = None,
+              limit: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per kind, the (rows, final scores) of the best `limit` documents that pass the filters, best first.
+
+        Products and datasets are scored as whole arrays; columns, by far the most numerous, only where
+        the query matched them, so a query's cost follows its matches, not the catalog's size.
+        """
         terms = self.tokenizer(query)
-        own: dict[str, np.ndarray] = {}
-        for kind, index in self.kinds.items():
-            rows, values = index.sparse.scores(terms)
-            dense = np.zeros(index.sparse.size, dtype=np.float32)
-            if len(values):
-                dense[rows] = values / values.max()
-            own[kind] = dense
-        self._add_dense(query, own)
         p, d, c = (self.kinds[k] for k in KINDS)
+        own = {kind: self._own_scores(self.kinds[kind], terms) for kind in ("product", "dataset")}
+        self._add_dense(query, own)
+        column_rows, column_own = c.sparse.scores(terms)
+        if len(column_own):
+            column_own = column_own / column_own.max()
+        column_parent = c.parent[column_rows]
+        column_product = c.product[column_rows]
+
         column_best = np.zeros(d.sparse.size, dtype=np.float32)
-        hit = np.flatnonzero(own["column"] > 0)
-        valid = hit[c.parent[hit] >= 0]
-        np.maximum.at(column_best, c.parent[valid], own["column"][valid])
-        dataset = own["dataset"] + COLUMN_TO_DATASET * column_best
-        has_product = d.product >= 0
-        dataset[has_product] += PRODUCT_TO_DATASET * own["product"][d.product[has_product]]
-        column = own["column"].copy()
-        has_dataset = c.parent >= 0
-        column[has_dataset] += DATASET_TO_COLUMN * own["dataset"][c.parent[has_dataset]]
-        has_product = c.product >= 0
-        column[has_product] += PRODUCT_TO_COLUMN * own["product"][c.product[has_product]]
-        product = own["product"].copy()
+        np.maximum.at(column_best, column_parent[column_parent >= 0], column_own[column_parent >= 0])
+        dataset_evidence = own["dataset"] + COLUMN_TO_DATASET * column_best
+        dataset = dataset_evidence + PRODUCT_TO_DATASET * _gather(own["product"], d.product)
         dataset_best = np.zeros(p.sparse.size, dtype=np.float32)
-        valid = np.flatnonzero((dataset > 0) & (d.parent >= 0))
-        np.maximum.at(dataset_best, d.parent[valid], own["dataset"][valid] + COLUMN_TO_DATASET * column_best[valid])
-        product += DATASET_TO_PRODUCT * dataset_best
-        # A document is a hit on its own words or its children's, never on its parent's alone.
-        evidence = {"product": own["product"] + dataset_best, "dataset": own["dataset"] + column_best,
-                    "column": own["column"]}
+        with_product = (dataset_evidence > 0) & (d.parent >= 0)
+        np.maximum.at(dataset_best, d.parent[with_product], dataset_evidence[with_product])
+        product_evidence = own["product"] + dataset_best
+        product = own["product"] + DATASET_TO_PRODUCT * dataset_best
+        column = (column_own + DATASET_TO_COLUMN * _gather(own["dataset"], column_parent)
+                  + PRODUCT_TO_COLUMN * _gather(own["product"], column_product))
+
+        allowed = [self._allowed(key, wanted) for key, wanted in (filters or {}).items() if wanted]
+        kinds_wanted = _as_list(filters["kind"]) if filters and filters.get("kind") else list(KINDS)
         result = {}
-        for kind, scores in (("product", product), ("dataset", dataset), ("column", column)):
-            index = self.kinds[kind]
-            mask = index.sparse.live & (evidence[kind] > 0)
-            for key, wanted in (filters or {}).items():
-                if wanted is None:
-                    continue
-                allowed = np.zeros(index.sparse.size, dtype=bool)
-                for value in wanted if isinstance(wanted, list | tuple | set) else [wanted]:
-                    allowed |= index.mask((key, str(value)))
-                mask &= allowed
-            rows = np.flatnonzero(mask)
-            order = np.argsort(-scores[rows], kind="stable")
-            result[kind] = (rows[order], scores[rows][order])
+        # A document is a hit on its own words or its children's, never on its parent's alone.
+        for kind, rows, scores in (("product", np.flatnonzero(product_evidence > 0), product),
+                                   ("dataset", np.flatnonzero(dataset_evidence > 0), dataset),
+                                   ("column", column_rows, column)):
+            if kind not in kinds_wanted:
+                continue
+            positions = np.arange(len(rows)) if kind == "column" else rows
+            keep = self.kinds[kind].sparse.live[rows]
+            for masks in allowed:
+                keep &= masks[kind](rows)
+            rows, values = rows[keep], scores[positions[keep]]
+            if limit is not None and len(rows) > limit:
+                top = np.argpartition(-values, limit - 1)[:limit]
+                rows, values = rows[top], values[top]
+            order = np.argsort(-values, kind="stable")
+            result[kind] = (rows[order], values[order])
         return result
+
+    def _own_scores(self, index: _Kind, terms: list[str]) -> np.ndarray:
+        rows, values = index.sparse.scores(terms)
+        dense = np.zeros(index.sparse.size, dtype=np.float32)
+        if len(values):
+            dense[rows] = values / values.max()
+        return dense
+
+    def _allowed(self, key: str, wanted: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """Per kind, a test of which rows a filter lets through. Domain, owner and tags hold for a
+        product's datasets and columns too; a classification holds for the datasets and products that
+        contain such a column."""
+        p, d, c = (self.kinds[k] for k in KINDS)
+        own = {}
+        for kind, index in self.kinds.items():
+            own[kind] = np.zeros(index.sparse.size, dtype=bool)
+            for value in _as_list(wanted):
+                own[kind] |= index.mask((key, str(value)))
+        if key == "classification":
+            dataset = own["dataset"].copy()
+            hits = np.flatnonzero(own["column"] & (c.parent >= 0))
+            dataset[c.parent[hits]] = True
+            product = own["product"].copy()
+            hits = np.flatnonzero(dataset & (d.parent >= 0))
+            product[d.parent[hits]] = True
+            return {"product": product.__getitem__, "dataset": dataset.__getitem__, "column": own["column"].__getitem__}
+        product = own["product"]
+        dataset = own["dataset"] | _gather(product, d.product, fill=False)
+
+        def column(rows: np.ndarray) -> np.ndarray:
+            return own["column"][rows] | _gather(dataset, c.parent[rows], fill=False) | _gather(
+                product, c.product[rows], fill=False)
+
+        return {"product": product.__getitem__, "dataset": dataset.__getitem__, "column": column}
 
     def _add_dense(self, query: str, own: dict[str, np.ndarray]) -> None:
         if self.embedder is None:
@@ -418,8 +513,8 @@ class CatalogIndex:
             if stems:
                 wanted.setdefault(stems[0], word)
         matched = {}
-        for name, text in doc.fields.items():
-            hits = sorted({wanted[t] for t in self.tokenizer(text) if t in wanted})
+        for name in doc.fields:
+            hits = sorted({wanted[t] for text in doc.texts(name) for t in self.tokenizer(text) if t in wanted})
             if hits:
                 matched[name] = hits
         return matched
@@ -436,7 +531,7 @@ class CatalogIndex:
             with (folder / kind / "docs.jsonl").open("w", encoding="utf-8") as handle:
                 for doc in index.docs:
                     handle.write(json.dumps(None if doc is None else [doc.ref, doc.kind, doc.product_ref,
-                                            doc.dataset_ref, doc.fields, doc.attributes]) + "\n")
+                                            doc.dataset_ref, doc.fields, doc.attributes, doc.summary]) + "\n")
         hashes = sorted(self.vector_cache)
         np.save(folder / "vectors.npy", np.stack([self.vector_cache[h] for h in hashes]).astype(np.float32)
                 if hashes else np.zeros((0, 0), dtype=np.float32))
