@@ -250,7 +250,7 @@ def read_live(host: str, token: str | None, timeout_s: int = 30) -> _Catalog:
     )
     try:
         # No retries with 30 s waits: an unreachable host should say so at once.
-        om = OpenMetadata(connection, additional_client_config_arguments={"retry": 0, "timeout": (5, timeout_s)})
+        om = OpenMetadata(connection, additional_client_config_arguments={"retry": 0, "timeout": timeout_s})
         tables = list(om.list_all_entities(entity=Table, fields=["columns", "tableConstraints", "owners", "profile"]))
         catalog = _Catalog(source=host)
         for table in tables:
