@@ -93,34 +93,35 @@ def product_documents(product: DataProduct, contract: dict[str, Any] | None = No
         ref=product_ref, kind="product", product_ref=product_ref, dataset_ref=None,
         # The product's own words plus the names of everything it holds: evidence rolls up.
         fields={"name": f"{product.id} {product.name}",
-                "text": [t for t in (product.description, *product.tags, contract_text.get(""), *_contents(product)) if t]},
+                "text": [t for t in (product.description, *product.tags, contract_text.get("")) if t],
+                "contents": _contents(product)},
         attributes={"domain": product.domain, "owner": product.owner, "tags": list(product.tags)},
-        summary=product.description or product.name,
     )]
     for port in product.output_ports:
         dataset = port.dataset
         dataset_ref = str(product.dataset_ref(dataset.name))
-        columns_text = [t for c in dataset.columns for t in (c.name, c.description) if t]
         docs.append(Document(
             ref=dataset_ref, kind="dataset", product_ref=product_ref, dataset_ref=dataset_ref,
             fields={"name": _names(dataset.name, dataset.qualified_name),
                     "parent": f"{product.id} {product.name}",
-                    "text": list(dict.fromkeys(filter(None, [dataset.description, port.description, *columns_text,
-                                                             contract_text.get(dataset.name, "")])))},
+                    "text": list(dict.fromkeys(filter(None, [dataset.description, port.description,
+                                                             contract_text.get(dataset.name, "")]))),
+                    "columns": [c.name for c in dataset.columns]},
             attributes={"tags": list(dataset.tags), "port_kind": port.kind.value},
-            summary=dataset.description or port.description or dataset.qualified_name,
         ))
+        has_contract = bool(contract_text)
         for column in dataset.columns:
             name = column.name if _URI_SAFE.fullmatch(column.name) else quote(column.name, safe="")
-            docs.append(Document(
-                ref=f"{dataset_ref}#{name}", kind="column",
-                product_ref=product_ref, dataset_ref=dataset_ref,
-                fields={"name": column.name,
-                        "text": [t for t in (column.description, column.classification, *column.tags,
-                                             contract_text.get(f"{dataset.name}.{column.name}")) if t]},
-                attributes={"tags": column.tags, "classification": column.classification},
-                summary=" · ".join(filter(None, [column.type, column.classification, column.description])),
-            ))
+            text = [column.description] if column.description else []
+            if column.classification:
+                text.append(column.classification)
+            if column.tags:
+                text.extend(column.tags)
+            if has_contract and contract_text.get(f"{dataset.name}.{column.name}"):
+                text.append(contract_text[f"{dataset.name}.{column.name}"])
+            docs.append(Document(f"{dataset_ref}#{name}", "column", product_ref, dataset_ref,
+                                 {"name": column.name, "text": text},
+                                 {"tags": column.tags, "classification": column.classification}))
     return docs
 
 
@@ -149,7 +150,7 @@ def _contract_text(contract: dict[str, Any] | None) -> dict[str, str]:
 
 
 # Bump when product_documents changes what it indexes: every product then counts as changed.
-DOCUMENTS_VERSION = "5"
+DOCUMENTS_VERSION = "7"
 
 
 def product_hash(product: DataProduct | str, contract: dict[str, Any] | None) -> str:
@@ -194,7 +195,7 @@ class Catalog:
         if (folder / "state.json").exists():
             try:
                 index = CatalogIndex.load(folder, embedder)
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, TypeError) as exc:
                 status["rebuilt"] = f"the search index was unreadable ({type(exc).__name__}); rebuilt it"
         else:
             status["rebuilt"] = "there was no search index yet; built it"
@@ -249,9 +250,12 @@ class Catalog:
         dataset = product.dataset(ref.dataset) if product and ref.dataset else None
         columns = [dataset.column(ref.column)] if dataset and ref.column else dataset.columns if dataset else [
             c for d in (product.datasets if product else []) for c in d.columns]
+        column = columns[0] if ref.column and columns else None
+        summary = (" · ".join(filter(None, [column.type, column.classification, column.description])) if column
+                   else dataset.description if dataset else product.description if product else "")
         return Hit(
             ref=doc.ref, kind=kind, name=ref.column or ref.dataset or (product.name if product else ref.product),
-            score=round(score, 4), snippet=_snippet(doc), matched=self.index.matched_fields(query, doc),
+            score=round(score, 4), snippet=_snippet(summary or doc.dense_text()), matched=self.index.matched_fields(query, doc),
             domain=ref.domain, product=ref.product, owner=product.owner if product else None,
             classification=sorted({c.classification for c in columns if c and c.classification}),
         )
@@ -347,8 +351,7 @@ def _resolve_reference(product: DataProduct, target: str) -> MeshRef | None:
     return product.dataset_ref(dataset).with_column(column) if dataset else None
 
 
-def _snippet(doc: Document, limit: int = 180) -> str:
-    text = doc.summary or doc.fields.get("text") or doc.fields.get("name") or ""
+def _snippet(text: str, limit: int = 180) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 

@@ -11,6 +11,7 @@ inner-product index; the two rankings are fused by reciprocal rank fusion.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
@@ -30,7 +31,7 @@ _STOPWORDS = frozenset(
     "show give find tell please many much".split()
 )
 
-FIELD_WEIGHTS = {"name": 3, "parent": 1, "text": 1}
+NAME_WEIGHT = 3  # a word in a name counts three times a word in a description
 K1, B = 1.2, 0.75
 
 
@@ -47,21 +48,19 @@ class Tokenizer:
         self._texts: dict[str, list[str]] | None = None
 
     def words(self, text: str) -> list[str]:
-        return [w.lower() for w in _WORD.findall(text or "")]
+        return list(map(str.lower, _WORD.findall(text or "")))
+
+    def _stem_of(self, word: str) -> str:
+        stem = self._stems[word] = self._stem(word)
+        return stem
 
     def __call__(self, text: str) -> list[str]:
         if self._texts is not None:
             cached = self._texts.get(text)
             if cached is not None:
                 return cached
-        out = []
-        for word in self.words(text):
-            if word in _STOPWORDS:
-                continue
-            stem = self._stems.get(word)
-            if stem is None:
-                stem = self._stems[word] = self._stem(word)
-            out.append(stem)
+        stems = self._stems
+        out = [stems.get(w) or self._stem_of(w) for w in self.words(text) if w not in _STOPWORDS]
         if self._texts is not None:
             self._texts[text] = out
         return out
@@ -81,7 +80,7 @@ class _TextCache:
         self.tokenizer._texts = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Document:
     """One searchable entity. `fields` maps a field name (name, parent, text) to its text, or to a list
     of texts (a dataset's text lists its columns' names and descriptions as they are)."""
@@ -92,7 +91,6 @@ class Document:
     dataset_ref: str | None
     fields: dict[str, str | list[str]]
     attributes: dict[str, Any] = field(default_factory=dict)  # domain, owner, tags, classification, port_kind
-    summary: str = ""  # shown as the hit's snippet; not searched
 
     @property
     def content_hash(self) -> str:
@@ -110,25 +108,26 @@ class Document:
 class SparseIndex:
     """BM25 over segments of a (documents x terms) matrix, with tombstones for deleted rows."""
 
-    def __init__(self) -> None:
-        self.vocab: dict[str, int] = {}
+    def __init__(self, vocab: dict[str, int] | None = None) -> None:
+        # Term ids may be shared between indexes, so one kind's rows can be summed into another's.
+        self.vocab: dict[str, int] = {} if vocab is None else vocab
         self.segments: list[sp.csc_matrix] = []
         self.offsets: list[int] = []  # first row of each segment
         self.doc_len = np.zeros(0, dtype=np.float32)
         self.live = np.zeros(0, dtype=bool)
         self.df = np.zeros(0, dtype=np.int64)
+        self._stats: tuple[int, float] | None = None  # live document count and mean length
 
     @property
     def size(self) -> int:
         return len(self.live)
 
-    def add(self, docs: Sequence[list[tuple[list[str], float]]]) -> range:
-        """Append documents, each a list of (tokens, weight) runs; returns their row numbers.
+    def matrix_of(self, docs: Sequence[list[tuple[list[str], float]]]) -> sp.csr_matrix:
+        """A (docs x terms) matrix of weighted term frequencies; each doc is a list of (tokens, weight) runs.
 
         Everything per token happens in C (chain, map, numpy, scipy's summing of duplicate entries);
         Python only loops over runs.
         """
-        first = self.size
         vocab = self.vocab
         flat: list[str] = []
         run_rows, run_lengths, run_weights = [], [], []
@@ -142,17 +141,28 @@ class SparseIndex:
         for term in set(flat):
             if term not in vocab:
                 vocab[term] = len(vocab)
-        n_terms = len(vocab)
         cols = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
         rows = np.repeat(np.asarray(run_rows, dtype=np.int64), run_lengths)
         vals = np.repeat(np.asarray(run_weights, dtype=np.float32), run_lengths)
-        matrix = sp.csc_matrix((vals, (rows, cols)), shape=(len(docs), n_terms))  # sums repeated terms
+        matrix = sp.csr_matrix((vals, (rows, cols)), shape=(len(docs), len(vocab)))
+        matrix.sum_duplicates()
+        return matrix
+
+    def add(self, docs: Sequence[list[tuple[list[str], float]]]) -> range:
+        return self.add_matrix(self.matrix_of(docs))
+
+    def add_matrix(self, matrix: sp.spmatrix) -> range:
+        """Append documents given as rows of term frequencies; returns their row numbers."""
+        first = self.size
+        n_terms = len(self.vocab)
+        matrix = _widen(matrix, n_terms).tocsc().astype(np.float32)
         matrix.sum_duplicates()
         self.segments.append(matrix)
         self.offsets.append(first)
         self.doc_len = np.concatenate([self.doc_len, np.asarray(matrix.sum(axis=1)).ravel().astype(np.float32)])
-        self.live = np.concatenate([self.live, np.ones(len(docs), dtype=bool)])
+        self.live = np.concatenate([self.live, np.ones(matrix.shape[0], dtype=bool)])
         self.df = np.concatenate([self.df, np.zeros(n_terms - len(self.df), dtype=np.int64)]) + np.diff(matrix.indptr)
+        self._stats = None
         if len(self.segments) > 16:
             self.compact()
         return range(first, self.size)
@@ -162,6 +172,7 @@ class SparseIndex:
         if not len(rows):
             return
         self.live[rows] = False
+        self._stats = None
         for matrix, offset in zip(self.segments, self.offsets, strict=True):
             inside = rows[(rows >= offset) & (rows < offset + matrix.shape[0])] - offset
             if len(inside):
@@ -187,11 +198,13 @@ class SparseIndex:
         ids = [self.vocab[t] for t in terms if t in self.vocab]
         if not ids:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        live_count = max(int(self.live.sum()), 1)
-        avgdl = float(self.doc_len[self.live].mean()) if self.live.any() else 1.0
+        if self._stats is None:
+            count = int(self.live.sum())
+            self._stats = (max(count, 1), float(self.doc_len[self.live].mean()) if count else 1.0)
+        live_count, avgdl = self._stats
         rows_parts, score_parts = [], []
         for term_id in ids:
-            df = self.df[term_id]
+            df = self.df[term_id] if term_id < len(self.df) else 0
             if df <= 0:
                 continue
             idf = np.log1p((live_count - df + 0.5) / (df + 0.5))
@@ -224,13 +237,16 @@ class SparseIndex:
         (folder / "vocab.json").write_text(json.dumps(list(self.vocab)))
 
     @classmethod
-    def load(cls, folder: Path) -> SparseIndex:
-        index = cls()
-        index.vocab = {t: i for i, t in enumerate(json.loads((folder / "vocab.json").read_text()))}
+    def load(cls, folder: Path, vocab: dict[str, int] | None = None) -> SparseIndex:
+        index = cls(vocab)
+        if vocab is None or not vocab:
+            index.vocab.update((t, i) for i, t in enumerate(json.loads((folder / "vocab.json").read_text())))
         matrix = sp.load_npz(folder / "terms.npz").tocsc().astype(np.float32)
         index.live = np.load(folder / "live.npy", allow_pickle=False)
         index.segments, index.offsets = [matrix], [0]
         index.doc_len = np.asarray(matrix.sum(axis=1)).ravel().astype(np.float32)
+        matrix = _widen(matrix, len(index.vocab)).tocsc()
+        index.segments = [matrix]
         index.df = np.bincount(matrix.tocsr()[np.flatnonzero(index.live)].indices, minlength=len(index.vocab))
         return index
 
@@ -251,15 +267,23 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple | set) else [value]
 
 
-def weighted_tokens(tokenizer: Tokenizer, doc: Document) -> list[tuple[list[str], float]]:
+# Fields listing the names of a document's children: for people and dense models only, since their
+# words reach the sparse index by summing the children's own rows.
+AGGREGATED_FIELDS = frozenset({"columns", "contents"})
+
+
+def field_runs(tokenizer: Tokenizer, doc: Document) -> tuple[list[tuple[list[str], float]], list[tuple[list[str], float]]]:
+    """The token runs of the doc's name field, and of its other searchable fields (weight 1 each)."""
     cache = tokenizer._texts or {}
-    runs = []
+    name_runs, other_runs = [], []
     for name, value in doc.fields.items():
-        weight = FIELD_WEIGHTS.get(name, 1)
+        if name in AGGREGATED_FIELDS:
+            continue
+        runs = name_runs if name == "name" else other_runs
         for text in (value,) if isinstance(value, str) else value:
             tokens = cache.get(text)  # the hot path of a build: most texts recur
-            runs.append((tokens if tokens is not None else tokenizer(text), weight))
-    return runs
+            runs.append((tokens if tokens is not None else tokenizer(text), 1.0))
+    return name_runs, other_runs
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> dict[int, float]:
@@ -286,8 +310,8 @@ DENSE_CANDIDATES = 200
 class _Kind:
     """The documents of one kind: their sparse index, parent links and filter postings."""
 
-    def __init__(self) -> None:
-        self.sparse = SparseIndex()
+    def __init__(self, vocab: dict[str, int]) -> None:
+        self.sparse = SparseIndex(vocab)
         self.docs: list[Document | None] = []
         self.parent = np.zeros(0, dtype=np.int64)  # row of the parent document (dataset or product), -1 if none
         self.product = np.zeros(0, dtype=np.int64)  # row of the owning product document
@@ -304,7 +328,8 @@ class CatalogIndex:
 
     def __init__(self, embedder: Any | None = None) -> None:
         self.tokenizer = Tokenizer()
-        self.kinds = {kind: _Kind() for kind in KINDS}
+        self.vocab: dict[str, int] = {}
+        self.kinds = {kind: _Kind(self.vocab) for kind in KINDS}
         self.rows_of_product: dict[str, dict[str, list[int]]] = {}
         self.product_hashes: dict[str, str] = {}
         self.embedder = embedder
@@ -327,8 +352,15 @@ class CatalogIndex:
         for ref in removed + [ref for ref, _, _ in changed if ref in self.rows_of_product]:
             self._remove(ref)
         if changed:
-            with self.tokenizer.batch():
-                self._add([(ref, digest, make()) for ref, digest, make in changed])
+            # Millions of small objects, none cyclic: the cycle collector would only rescan them.
+            gc_was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                with self.tokenizer.batch():
+                    self._add([(ref, digest, make()) for ref, digest, make in changed])
+            finally:
+                if gc_was_enabled:
+                    gc.enable()
         embedded = self._embed_missing() if changed else 0
         return {"products_changed": len(changed), "products_removed": len(removed), "embedded": embedded}
 
@@ -343,28 +375,50 @@ class CatalogIndex:
         self._values.clear()
 
     def _add(self, entries: list[tuple[str, str, list[Document]]]) -> None:
+        """Index new documents. A dataset's words are its own plus its columns' (names and text), a
+        product's its own plus the names of its datasets and columns: summed as sparse rows, so each
+        text is tokenized once however many levels it counts at."""
         by_kind: dict[str, list[Document]] = {kind: [] for kind in KINDS}
         for _, _, docs in entries:
             for doc in docs:
                 by_kind[doc.kind].append(doc)
         placed: dict[str, int] = {}
-        for kind in KINDS:  # parents before children, so children can point at their parents' rows
+        for kind in KINDS:
+            start = self.kinds[kind].sparse.size
+            placed.update((doc.ref, start + i) for i, doc in enumerate(by_kind[kind]))
+        names, others = {}, {}
+        for kind in KINDS:
+            sparse = self.kinds[kind].sparse
+            runs = [field_runs(self.tokenizer, d) for d in by_kind[kind]]
+            names[kind] = sparse.matrix_of([name_runs for name_runs, _ in runs])
+            others[kind] = sparse.matrix_of([other_runs for _, other_runs in runs])
+        width = len(self.vocab)
+        names = {k: _widen(m, width) for k, m in names.items()}
+        others = {k: _widen(m, width) for k, m in others.items()}
+        column_to_dataset = self._membership(by_kind["column"], by_kind["dataset"], lambda d: d.dataset_ref)
+        dataset_to_product = self._membership(by_kind["dataset"], by_kind["product"], lambda d: d.product_ref)
+        column_words = names["column"] + others["column"]
+        matrices = {
+            "column": NAME_WEIGHT * names["column"] + others["column"],
+            "dataset": NAME_WEIGHT * names["dataset"] + others["dataset"] + column_to_dataset @ column_words,
+            "product": NAME_WEIGHT * names["product"] + others["product"]
+            + dataset_to_product @ (names["dataset"] + column_to_dataset @ names["column"]),
+        }
+        for kind in KINDS:
             index = self.kinds[kind]
             docs = by_kind[kind]
-            rows = index.sparse.add([weighted_tokens(self.tokenizer, d) for d in docs])
+            rows = index.sparse.add_matrix(matrices[kind])
             index.docs.extend(docs)
-            parents, products = [], []
+            parent_of = (lambda d: d.dataset_ref) if kind == "column" else (lambda d: d.product_ref)
+            index.parent = np.concatenate([index.parent, np.fromiter(
+                (placed.get(parent_of(d), -1) if kind != "product" else -1 for d in docs), dtype=np.int64, count=len(docs))])
+            index.product = np.concatenate([index.product, np.fromiter(
+                (placed.get(d.product_ref, -1) for d in docs), dtype=np.int64, count=len(docs))])
             for row, doc in zip(rows, docs, strict=True):
-                placed[doc.ref] = row
-                parent = doc.dataset_ref if kind == "column" else doc.product_ref if kind == "dataset" else None
-                parents.append(placed.get(parent, -1) if parent else -1)
-                products.append(placed.get(doc.product_ref, -1))
                 for key, value in doc.attributes.items():
                     for item in value if isinstance(value, list | tuple | set) else [value]:
                         if item is not None:
                             index.postings.setdefault((key, str(item)), []).append(row)
-            index.parent = np.concatenate([index.parent, np.asarray(parents, dtype=np.int64)])
-            index.product = np.concatenate([index.product, np.asarray(products, dtype=np.int64)])
         for ref, digest, docs in entries:
             self.product_hashes[ref] = digest
             rows_by_kind: dict[str, list[int]] = {kind: [] for kind in KINDS}
@@ -373,6 +427,15 @@ class CatalogIndex:
             self.rows_of_product[ref] = rows_by_kind
         self._faiss.clear()
         self._values.clear()
+
+    @staticmethod
+    def _membership(children: list[Document], parents: list[Document], parent_of) -> sp.csr_matrix:
+        """A (parents x children) 0/1 matrix: which child belongs to which parent, within one batch."""
+        position = {doc.ref: i for i, doc in enumerate(parents)}
+        pairs = [(position[parent_of(c)], j) for j, c in enumerate(children) if parent_of(c) in position]
+        rows = np.fromiter((p for p, _ in pairs), dtype=np.int64, count=len(pairs))
+        cols = np.fromiter((c for _, c in pairs), dtype=np.int64, count=len(pairs))
+        return sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), (rows, cols)), shape=(len(parents), len(children)))
 
     def _embed_missing(self) -> int:
         """Embed products and datasets whose text was never embedded; vectors are cached by content hash."""
@@ -531,7 +594,7 @@ class CatalogIndex:
             with (folder / kind / "docs.jsonl").open("w", encoding="utf-8") as handle:
                 for doc in index.docs:
                     handle.write(json.dumps(None if doc is None else [doc.ref, doc.kind, doc.product_ref,
-                                            doc.dataset_ref, doc.fields, doc.attributes, doc.summary]) + "\n")
+                                            doc.dataset_ref, doc.fields, doc.attributes]) + "\n")
         hashes = sorted(self.vector_cache)
         np.save(folder / "vectors.npy", np.stack([self.vector_cache[h] for h in hashes]).astype(np.float32)
                 if hashes else np.zeros((0, 0), dtype=np.float32))
@@ -545,7 +608,7 @@ class CatalogIndex:
         index = cls(embedder)
         state = json.loads((folder / "state.json").read_text())
         for kind, part in index.kinds.items():
-            part.sparse = SparseIndex.load(folder / kind)
+            part.sparse = SparseIndex.load(folder / kind, index.vocab)
             part.parent = np.load(folder / kind / "parent.npy", allow_pickle=False)
             part.product = np.load(folder / kind / "product.npy", allow_pickle=False)
             for row, line in enumerate((folder / kind / "docs.jsonl").read_text(encoding="utf-8").splitlines()):
