@@ -59,17 +59,7 @@ def gold_tables(sql: str) -> set[str] | None:
     return {table.name.lower() for table in tree.find_all(exp.Table)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spider", type=Path, required=True, help="folder with dev.json and tables.json")
-    parser.add_argument("--embeddings", default="none", help="none, hashing, litellm:<model>, sentence-transformers")
-    args = parser.parse_args()
-    started = time.perf_counter()
-    products = products_from_spider(args.spider / "tables.json")
-    catalog = Catalog.from_products(products, embedder=embeddings.parse(args.embeddings))
-    build_s = time.perf_counter() - started
-    by_db = {p.id: p for p in products}
-    questions = json.loads((args.spider / "dev.json").read_text())
+def evaluate(catalog: Catalog, questions: list[dict]) -> dict[str, float]:
     recall5 = recall10 = db1 = counted = 0
     latencies = []
     for q in questions:
@@ -80,22 +70,37 @@ def main() -> None:
         started = time.perf_counter()
         link = catalog.link_schema(q["question"], k=10)
         latencies.append((time.perf_counter() - started) * 1000)
-        top = [t for t in link.tables if t.role == "match"]
-        names = [(t.ref.split("/")[3], t.qualified_name.split(".", 1)[1].lower()) for t in top]
+        names = [(t.ref.split("/")[3], t.qualified_name.split(".", 1)[1].lower()) for t in link.tables
+                 if t.role == "match"]
         wanted = {(slugify(q["db_id"]), table) for table in gold}
         recall5 += wanted <= set(names[:5])
         recall10 += wanted <= set(names[:10])
         db1 += bool(names) and names[0][0] == slugify(q["db_id"])
     latencies.sort()
-    print(json.dumps({
+    return {
         "questions": counted,
         "recall_at_5": round(recall5 / counted, 3),
         "recall_at_10": round(recall10 / counted, 3),
         "db_at_1": round(db1 / counted, 3),
         "p50_ms": round(statistics.median(latencies), 2),
         "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spider", type=Path, required=True, help="folder with dev.json and tables.json")
+    parser.add_argument("--embeddings", default="none", help="none, hashing, litellm:<model>, sentence-transformers")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    products = products_from_spider(args.spider / "tables.json")
+    catalog = Catalog.from_products(products, embedder=embeddings.parse(args.embeddings))
+    build_s = time.perf_counter() - started
+    figures = evaluate(catalog, json.loads((args.spider / "dev.json").read_text()))
+    print(json.dumps({
+        **figures,
         "build_s": round(build_s, 2),
-        "tables": sum(len(p.output_ports) for p in by_db.values()),
+        "tables": sum(len(p.output_ports) for p in products),
         "config": {"retrieval": "bm25-structured" + ("" if args.embeddings == "none" else f"+dense:{args.embeddings}"),
                    "embeddings": args.embeddings},
     }))

@@ -168,30 +168,24 @@ class SparseIndex:
         return range(first, self.size)
 
     def delete(self, rows: Iterable[int]) -> None:
-        rows = np.asarray([r for r in rows if self.live[r]], dtype=np.int64)
-        if not len(rows):
-            return
-        self.live[rows] = False
-        self._stats = None
-        for matrix, offset in zip(self.segments, self.offsets, strict=True):
-            inside = rows[(rows >= offset) & (rows < offset + matrix.shape[0])] - offset
-            if len(inside):
-                terms = matrix.tocsr()[inside].indices
-                self.df[: matrix.shape[1]] -= np.bincount(terms, minlength=matrix.shape[1])
+        """Tombstone rows. Their terms still count in document frequencies until the next merge, as
+        Lucene does: exact statistics would cost a pass over the whole matrix per change."""
+        rows = np.asarray(list(rows), dtype=np.int64)
+        if len(rows):
+            self.live[rows] = False
+            self._stats = None
 
     def compact(self) -> None:
         """Merge segments into one (rows keep their numbers; deleted rows stay as empty tombstones)."""
-        if len(self.segments) <= 1:
+        if len(self.segments) <= 1 and self.live.all():
             return
         width = len(self.vocab)
         merged = sp.vstack([_widen(m, width) for m in self.segments], format="csr")
-        dead = np.flatnonzero(~self.live)
-        if len(dead):
-            merged = merged.tolil()
-            merged.rows[dead] = [[] for _ in dead]
-            merged.data[dead] = [[] for _ in dead]
-            merged = merged.tocsr()
+        if not self.live.all():
+            merged = sp.diags(self.live.astype(np.float32)) @ merged  # empties the tombstoned rows
+            merged.eliminate_zeros()
         self.segments, self.offsets = [merged.tocsc()], [0]
+        self.df = np.diff(self.segments[0].indptr).astype(np.int64)
 
     def scores(self, terms: Sequence[str], mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, BM25 scores) of the live documents matching any term, restricted to `mask`."""
@@ -489,7 +483,7 @@ class CatalogIndex:
         column = (column_own + DATASET_TO_COLUMN * _gather(own["dataset"], column_parent)
                   + PRODUCT_TO_COLUMN * _gather(own["product"], column_product))
 
-        allowed = [self._allowed(key, wanted) for key, wanted in (filters or {}).items() if wanted]
+        allowed = [self._allowed(key, wanted) for key, wanted in (filters or {}).items() if wanted and key != "kind"]
         kinds_wanted = _as_list(filters["kind"]) if filters and filters.get("kind") else list(KINDS)
         result = {}
         # A document is a hit on its own words or its children's, never on its parent's alone.
