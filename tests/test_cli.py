@@ -108,3 +108,35 @@ def test_usage_errors_exit_2(cli, tmp_path: Path) -> None:
     result = cli("import", "openmetadata", "-w", tmp_path)
     assert result.code in (1, 2)
     assert cli("products", "frobnicate").code == 2
+
+
+def test_search_from_the_command_line(cli, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    cli("demo", "-w", ws)
+    result = cli("search", "where do we keep customer email addresses", "-w", ws, "--json")
+    assert result.code == 0, result
+    refs = [h["ref"] for h in json.loads(result.stdout)["hits"]]
+    assert "mesh://customer/customer-profile/customer_profile#email" in refs[:3]
+    table = cli("search", "refund", "-w", ws, "--kind", "column", "-k", "2")
+    assert table.code == 0 and "refund_amount" in table.stdout
+    assert "no search index yet" not in table.stderr  # built by the first search
+
+
+def test_search_errors_are_one_clear_line(cli, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    cli("demo", "-w", ws)
+    unknown = cli("search", "email", "-w", ws, "--domain", "custmer")
+    assert unknown.code == 1 and "No domain 'custmer'" in unknown.stderr and "customer" in unknown.stderr
+    empty = cli("search", "", "-w", ws)
+    assert empty.code == 1 and "empty" in empty.stderr
+
+
+def test_link_schema_and_dataset_details_from_the_command_line(cli, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    cli("demo", "-w", ws)
+    link = json.loads(cli("link-schema", "refund amount of returned orders", "-w", ws, "--json").stdout)
+    assert "mesh://commerce/returns/returns" in [t["ref"] for t in link["tables"]]
+    shown = cli("datasets", "show", "mesh://commerce/orders/orders", "-w", ws)
+    assert shown.code == 0 and "commerce.orders" in shown.stdout and "orders_amount_non_negative" in shown.stdout
+    missing = cli("datasets", "show", "mesh://commerce/orders/order", "-w", ws)
+    assert missing.code == 1 and "Did you mean mesh://commerce/orders/orders" in missing.stderr.replace("\n", "")

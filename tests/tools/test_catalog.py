@@ -233,3 +233,13 @@ def test_schema_linking_quality_on_spider_does_not_regress() -> None:
     figures = bench.evaluate(linked, json.loads((spider / "dev.json").read_text()))
     # measured 0.92 and 0.81; the bar is 0.85 and 0.75
     assert figures["recall_at_10"] >= 0.88 and figures["db_at_1"] >= 0.78, figures
+
+
+def test_a_local_sentence_transformers_model(demo_workspace: Workspace, monkeypatch, tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers", reason="the local-embeddings extra is not installed")
+    pytest.importorskip("all_minilm_l6_v2", reason="the local-embeddings extra is not installed")
+    monkeypatch.setenv("MESHPILOT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MESHPILOT_EMBEDDINGS", "sentence-transformers")
+    result = catalog.search_catalog("where do we keep customer email addresses", k=3, workspace=demo_workspace)
+    assert result.index["embeddings"] == "sentence-transformers:all-MiniLM-L6-v2"
+    assert EMAIL in [h.ref for h in result.hits]

