@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -19,9 +20,14 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from meshpilot.mesh.model import Column, DataProduct, Dataset, OutputPort, slugify
+from meshpilot.mesh.model import NAME_PATTERN, Column, DataProduct, Dataset, OutputPort, slugify
 from meshpilot.tools import embeddings
 from meshpilot.tools.catalog import Catalog
+
+
+def product_id(db_id: str) -> str:
+    """The product id of a database: its own name when it is a valid id (case kept), else a slug."""
+    return db_id if re.fullmatch(NAME_PATTERN, db_id) else slugify(db_id)
 
 
 def products_from_spider(tables_json: Path) -> list[DataProduct]:
@@ -46,7 +52,7 @@ def products_from_spider(tables_json: Path) -> list[DataProduct]:
                 cols.append(Column(name=name, type=type_.upper(), description=nat, primary_key=i in pk, references=ref))
             datasets.append(Dataset(name=table, qualified_name=f"{db}.{table}", description=natural, columns=cols))
         products.append(DataProduct(
-            id=slugify(db), name=db.replace("_", " "), domain="spider",
+            id=product_id(db), name=db.replace("_", " "), domain="spider",
             output_ports=[OutputPort(name=slugify(d.name), location=d.qualified_name, dataset=d) for d in datasets]))
     return products
 
@@ -72,10 +78,10 @@ def evaluate(catalog: Catalog, questions: list[dict]) -> dict[str, float]:
         latencies.append((time.perf_counter() - started) * 1000)
         names = [(t.ref.split("/")[3], t.qualified_name.split(".", 1)[1].lower()) for t in link.tables
                  if t.role == "match"]
-        wanted = {(slugify(q["db_id"]), table) for table in gold}
+        wanted = {(product_id(q["db_id"]), table) for table in gold}
         recall5 += wanted <= set(names[:5])
         recall10 += wanted <= set(names[:10])
-        db1 += bool(names) and names[0][0] == slugify(q["db_id"])
+        db1 += bool(names) and names[0][0] == product_id(q["db_id"])
     latencies.sort()
     return {
         "questions": counted,

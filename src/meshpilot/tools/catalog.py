@@ -14,6 +14,7 @@ import json
 import os
 import re
 from collections import deque
+from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -166,8 +167,9 @@ def product_hash(product: DataProduct | str, contract: dict[str, Any] | None) ->
 class Catalog:
     """A searchable catalog over a set of products (a workspace's, or any list for benchmarks)."""
 
-    def __init__(self, products: list[DataProduct], index: CatalogIndex, status: dict[str, Any] | None = None):
-        self.products = {str(p.ref): p for p in products}
+    def __init__(self, products: list[DataProduct] | Mapping[str, DataProduct], index: CatalogIndex,
+                 status: dict[str, Any] | None = None):
+        self.products = products if isinstance(products, Mapping) else {str(p.ref): p for p in products}
         self.index = index
         self.status = status or {}
         self._foreign_keys: dict[str, list[tuple[str, str, str]]] | None = None
@@ -187,8 +189,10 @@ class Catalog:
         embedder = embedder if embedder is not None else embeddings.from_config(workspace)
         with MeshStore.open(workspace) as store:
             stored = store.product_documents()
-        products = [DataProduct.model_validate_json(text) for text in stored.values()]
-        contracts = {str(p.ref): _read_contract(workspace, p) for p in products}
+        products = _LazyProducts(stored)
+        # Change detection hashes the stored JSON and the contract file's bytes; only the products
+        # that changed are parsed and turned into documents.
+        contract_files = {ref: _contract_text_of(workspace, text) for ref, text in stored.items()}
         folder = workspace.state_dir / SEARCH_DIR
         status: dict[str, Any] = {"embeddings": getattr(embedder, "name", "none")}
         index = None
@@ -201,8 +205,9 @@ class Catalog:
             status["rebuilt"] = "there was no search index yet; built it"
         if index is None:
             index = CatalogIndex(embedder)
-        changes = index.update((str(p.ref), product_hash(stored[str(p.ref)], contracts[str(p.ref)]),
-                                partial(product_documents, p, contracts[str(p.ref)])) for p in products)
+        changes = index.update(
+            (ref, product_hash(stored[ref] + contract_files[ref], None),
+             partial(_documents_of, workspace, products, ref)) for ref in stored)
         status.update(changes)
         if changes["products_changed"] or changes["products_removed"] or "rebuilt" in status:
             _save_atomically(index, folder)
@@ -341,6 +346,40 @@ class Catalog:
                         bridges.append(node)
                     node = parent
         return list(joins.values()), bridges
+
+
+class _LazyProducts(Mapping[str, DataProduct]):
+    """Products by reference, parsed from their stored JSON only when first asked for."""
+
+    def __init__(self, stored: dict[str, str]):
+        self._stored = stored
+        self._parsed: dict[str, DataProduct] = {}
+
+    def __getitem__(self, ref: str) -> DataProduct:
+        if ref not in self._parsed:
+            self._parsed[ref] = DataProduct.model_validate_json(self._stored[ref])
+        return self._parsed[ref]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stored)
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+
+def _contract_text_of(workspace: Workspace, product_json: str) -> str:
+    relative = json.loads(product_json).get("contract")
+    if not relative:
+        return ""
+    try:
+        return (workspace.root / relative).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def _documents_of(workspace: Workspace, products: Mapping[str, DataProduct], ref: str) -> list[Document]:
+    product = products[ref]
+    return product_documents(product, _read_contract(workspace, product))
 
 
 def _resolve_reference(product: DataProduct, target: str) -> MeshRef | None:
