@@ -37,6 +37,8 @@ import_app = typer.Typer(help="Import metadata from OpenMetadata, dbt or OpenLin
 app.add_typer(products_app, name="products")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(import_app, name="import")
+sql_app = typer.Typer(help="Validate, transpile and run SQL against the catalog, read-only.", no_args_is_help=True)
+app.add_typer(sql_app, name="sql")
 
 out = Console()
 err = Console(stderr=True)
@@ -326,6 +328,79 @@ def datasets_show(
     for label in ("upstream", "downstream"):
         names = sorted({n["dataset_ref"] or f"{n['namespace']}/{n['name']}" for n in details[label]})
         out.print(f"[bold]{label.capitalize()}[/bold]: {', '.join(names) or 'none known'}")
+
+
+# --- sql ---------------------------------------------------------------------------------------------
+
+DialectOption = Annotated[str, typer.Option("--dialect", help="duckdb, postgres, trino, snowflake, bigquery, spark or sqlite.")]
+
+
+@sql_app.command("validate")
+def sql_validate(
+    sql: Annotated[str, typer.Argument(help="One SQL query.")],
+    workspace: WorkspaceOption = None,
+    dialect: DialectOption = "duckdb",
+    json_output: JsonOption = False,
+) -> None:
+    """Check a query: syntax, one read-only statement, no files or URLs, every table and column known."""
+    from meshpilot.tools.sql import validate
+
+    result = validate(sql, dialect=dialect, workspace=Workspace.open(workspace))
+    if json_output:
+        _print_json(result.model_dump())
+    elif result.ok:
+        out.print("[green]valid[/green]: reads " + ", ".join(result.tables), highlight=False)
+    else:
+        for problem in result.problems:
+            err.print(f"[red]{problem.code}[/red]: {problem}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@sql_app.command("run")
+def sql_run(
+    sql: Annotated[str, typer.Argument(help="One SQL query (validated first; only catalog tables, read-only).")],
+    workspace: WorkspaceOption = None,
+    dialect: DialectOption = "duckdb",
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
+    timeout: Annotated[float, typer.Option(help="Stop the query after this many seconds.")] = 10.0,
+    json_output: JsonOption = False,
+    csv_output: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """Run a query on the warehouse, read-only, with a row limit and a timeout."""
+    from meshpilot.tools.sql import run_sql
+
+    result = run_sql(sql, dialect=dialect, limit=limit, timeout_s=timeout, workspace=Workspace.open(workspace))
+    if json_output:
+        _print_json(result.model_dump())
+        return
+    if csv_output:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+        return
+    table = Table(caption=f"{result.row_count} row(s){' (truncated)' if result.truncated else ''} in "
+                          f"{result.elapsed_ms:.0f} ms · {result.sql}")
+    for column in result.columns:
+        table.add_column(column, overflow="fold")
+    for row in result.rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+    out.print("sources: " + ", ".join(c for c in result.citations if "#" not in c), highlight=False)
+
+
+@sql_app.command("transpile")
+def sql_transpile(
+    sql: Annotated[str, typer.Argument(help="SQL to translate.")],
+    to: Annotated[str, typer.Option("--to", help="Target dialect.")],
+    dialect: DialectOption = "duckdb",
+) -> None:
+    """Translate SQL between dialects (sqlglot)."""
+    from meshpilot.tools.sql import transpile_sql
+
+    out.print(transpile_sql(sql, to=to, read=dialect), highlight=False, markup=False)
 
 
 # --- imports -----------------------------------------------------------------------------------------

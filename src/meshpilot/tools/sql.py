@@ -164,6 +164,9 @@ class _Validator:
             self.problems.append(Problem(code="syntax", line=error.get("line"), col=error.get("col"),
                                          message=f"not valid {self.dialect} SQL: {error.get('description') or exc}"))
             return self.result()
+        except sqlglot.errors.TokenError as exc:  # an unterminated string or comment
+            self.problems.append(Problem(code="syntax", message=f"not valid {self.dialect} SQL: {exc}"))
+            return self.result()
         if len(statements) != 1:
             self.problem("statements", f"expected exactly one statement, found {len(statements)}",
                          statements[1] if len(statements) > 1 else None)
@@ -172,6 +175,9 @@ class _Validator:
         if not self._read_only(tree):
             return self.result()
         self._resolve(tree)
+        if not self.tables and not self.problems:
+            # Nothing to ground an answer in; such queries only probe the engine (versions, settings).
+            self.problem("no_table", "the query reads no catalog table", tree)
         return self.result()
 
     def _read_only(self, tree: exp.Expression) -> bool:
@@ -229,7 +235,7 @@ class _Validator:
             if isinstance(source, exp.Table):
                 resolved[alias.lower()] = self._table(source, ctes)
             elif isinstance(source, Scope):
-                names = _output_names(source.expression)
+                names = _alias_columns(source.expression) or _output_names(source.expression)
                 resolved[alias.lower()] = None if names is None else {n.lower() for n in names}
             else:
                 resolved[alias.lower()] = None
@@ -322,6 +328,13 @@ class _Validator:
             return self._sources(scope, set())
         finally:
             self.problems = saved
+
+
+def _alias_columns(query: exp.Expression) -> list[str]:
+    """Column names given with the alias, as in `WITH r(n) AS (...)` or `(...) AS t(a, b)`."""
+    holder = query.parent if isinstance(query.parent, exp.CTE | exp.Subquery) else None
+    alias = holder.args.get("alias") if holder is not None else None
+    return [c.name for c in alias.columns] if isinstance(alias, exp.TableAlias) and alias.columns else []
 
 
 def _output_names(query: exp.Expression) -> list[str] | None:
@@ -460,4 +473,33 @@ def run_validated(sql: str, schema: SqlSchema, engine: Any, dialect: str = "duck
 def _as_error_problem(problem: Problem):
     from meshpilot.errors import Problem as ErrorProblem
 
-    return ErrorProblem(source="sql", message=str(problem), line=problem.line)
+    return ErrorProblem(source="query", message=str(problem))
+
+
+# --- the tool functions, over a workspace ---------------------------------------------------------------
+
+
+def workspace_schema(workspace: Any) -> SqlSchema:
+    from meshpilot.mesh.store import MeshStore
+
+    with MeshStore.open(workspace) as store:
+        return SqlSchema.from_products(store.product(r["ref"]) for r in store.list_products())
+
+
+def validate(sql: str, dialect: str = "duckdb", caller: AccessPolicy | None = None, workspace: Any = None) -> Validation:
+    """Validate SQL against the workspace's catalog: see `validate_sql`."""
+    return validate_sql(sql, workspace_schema(_workspace(workspace)), dialect, caller)
+
+
+def run_sql(sql: str, dialect: str = "duckdb", limit: int = 1000, timeout_s: float = 10.0,
+            caller: AccessPolicy | None = None, workspace: Any = None, engine: Any = None) -> RunResult:
+    """Validate and run one query on the workspace warehouse (or `engine`), read-only and bounded."""
+    ws = _workspace(workspace)
+    return run_validated(sql, workspace_schema(ws), engine or DuckDBEngine(ws.warehouse_path), dialect, limit,
+                         timeout_s, caller)
+
+
+def _workspace(workspace: Any) -> Any:
+    from meshpilot.mesh.workspace import Workspace
+
+    return workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
