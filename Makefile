@@ -1,6 +1,6 @@
 # The two set-up commands of the README: `make run` (the demo mesh) and `make test` (every test).
 # Both bootstrap uv with pip when it is missing and install from the committed uv.lock, with the
-# openmetadata extra (local-embeddings is left out: it pulls several GB of torch).
+# openmetadata and postgres extras (local-embeddings is left out: it pulls several GB of torch).
 
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 WORKSPACE ?= meshpilot-workspace
@@ -9,7 +9,7 @@ WORKSPACE ?= meshpilot-workspace
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen --extra openmetadata
+	$(UV) sync --frozen --extra openmetadata --extra postgres
 
 run: setup
 	$(UV) run meshpilot demo --force --workspace $(WORKSPACE)

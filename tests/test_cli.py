@@ -140,3 +140,21 @@ def test_link_schema_and_dataset_details_from_the_command_line(cli, tmp_path: Pa
     assert shown.code == 0 and "commerce.orders" in shown.stdout and "orders_amount_non_negative" in shown.stdout
     missing = cli("datasets", "show", "mesh://commerce/orders/order", "-w", ws)
     assert missing.code == 1 and "Did you mean mesh://commerce/orders/orders" in missing.stderr.replace("\n", "")
+
+
+def test_sql_commands(cli, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    cli("demo", "-w", ws)
+    bad = cli("sql", "validate", "select emial from customer.customer_profile", "-w", ws)
+    assert bad.code == 1 and "did you mean email" in bad.stderr
+    good = cli("sql", "validate", "select count(*) from commerce.returns", "-w", ws, "--json")
+    assert good.code == 0 and json.loads(good.stdout)["tables"] == ["mesh://commerce/returns/returns"]
+    ran = cli("sql", "run", "select status, count(*) n from commerce.orders group by 1 order by 2 desc", "-w", ws,
+              "--json")
+    assert json.loads(ran.stdout)["rows"][0] == ["completed", 4863]
+    as_csv = cli("sql", "run", "select order_id from commerce.orders order by 1", "-w", ws, "--csv", "--limit", "2")
+    assert as_csv.stdout.splitlines() == ["order_id", "O000001", "O000002"]
+    refused = cli("sql", "run", "copy commerce.orders to '/tmp/x.csv'", "-w", ws)
+    assert refused.code == 1 and "only queries may run" in refused.stderr.replace("\n", " ")
+    moved = cli("sql", "transpile", "select date_trunc('month', order_date) from commerce.orders", "--to", "bigquery")
+    assert "DATE_TRUNC(order_date, MONTH)" in moved.stdout

@@ -364,13 +364,16 @@ def sql_run(
     dialect: DialectOption = "duckdb",
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
     timeout: Annotated[float, typer.Option(help="Stop the query after this many seconds.")] = 10.0,
+    engine_url: Annotated[str | None, typer.Option("--engine-url", envvar="MESHPILOT_ENGINE_URL", show_envvar=True,
+                                                   help="Run on PostgreSQL (postgresql://...) instead of the warehouse.")] = None,
     json_output: JsonOption = False,
     csv_output: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """Run a query on the warehouse, read-only, with a row limit and a timeout."""
-    from meshpilot.tools.sql import run_sql
+    from meshpilot.tools.sql import engine_for, run_sql
 
-    result = run_sql(sql, dialect=dialect, limit=limit, timeout_s=timeout, workspace=Workspace.open(workspace))
+    ws = Workspace.open(workspace)
+    result = run_sql(sql, dialect=dialect, limit=limit, timeout_s=timeout, workspace=ws, engine=engine_for(engine_url, ws))
     if json_output:
         _print_json(result.model_dump())
         return

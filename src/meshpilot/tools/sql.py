@@ -451,6 +451,56 @@ class DuckDBEngine:
             con.close()
 
 
+class PostgresEngine:
+    """A PostgreSQL database through SQLAlchemy: every session read-only, with a statement timeout."""
+
+    name = "postgres"
+    dialect = "postgres"
+
+    def __init__(self, url: str):
+        if not url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise InvalidArgumentError(f"'{url}' is not a PostgreSQL URL.",
+                                       hint="Write postgresql+psycopg://user:password@host:5432/database.")
+        self.url = url.replace("postgres://", "postgresql+psycopg://", 1).replace(
+            "postgresql://", "postgresql+psycopg://", 1)
+
+    def execute(self, sql: str, timeout_s: float) -> tuple[list[str], list[list[Any]]]:
+        try:
+            from sqlalchemy import create_engine, text
+            from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+            from sqlalchemy.pool import NullPool
+        except ImportError:
+            raise InvalidArgumentError("The PostgreSQL engine needs the postgres extra.",
+                                       hint="uv sync --extra postgres") from None
+        # The server enforces both: a read-only transaction and a statement timeout it cancels itself.
+        options = f"-c default_transaction_read_only=on -c statement_timeout={int(timeout_s * 1000)}"
+        engine = create_engine(self.url, connect_args={"options": options, "connect_timeout": 10},
+                               poolclass=NullPool)
+        try:
+            try:
+                con = engine.connect()
+            except SQLAlchemyError as exc:
+                raise SqlRejectedError(f"Cannot reach PostgreSQL: {str(getattr(exc, 'orig', exc)).splitlines()[0]}",
+                                       hint="Check the URL, that the server is up and that it accepts this user.") from None
+            with con:
+                cursor = con.execute(text(sql))
+                return list(cursor.keys()), [list(r) for r in cursor.fetchall()]
+        except DBAPIError as exc:
+            if "statement timeout" in str(exc.orig):
+                raise QueryTimeoutError(f"The query ran past {timeout_s:g} s and was stopped.",
+                                        hint="Narrow it (filters, fewer joins) or raise --timeout.") from None
+            raise SqlRejectedError(f"PostgreSQL refused the query: {str(exc.orig).splitlines()[0]}") from None
+        except SQLAlchemyError as exc:
+            raise SqlRejectedError(f"PostgreSQL failed: {str(exc).splitlines()[0]}") from None
+        finally:
+            engine.dispose()
+
+
+def engine_for(url: str | None, workspace: Any) -> Any:
+    """The engine a URL names (postgresql://...), or the workspace's DuckDB warehouse."""
+    return PostgresEngine(url) if url else DuckDBEngine(_workspace(workspace).warehouse_path)
+
+
 def run_validated(sql: str, schema: SqlSchema, engine: Any, dialect: str = "duckdb", limit: int = 1000,
                   timeout_s: float = 10.0, caller: AccessPolicy | None = None) -> RunResult:
     """Validate, bound and run one query; nothing that fails validation reaches the engine."""

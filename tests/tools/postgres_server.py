@@ -1,0 +1,57 @@
+"""A real PostgreSQL server for tests, started from Debian's packages on loopback in a scratch folder.
+
+PostgreSQL refuses to run as root, so as root the server runs as the `postgres` system user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        self.initdb, self.pg_ctl = _binary("initdb"), _binary("pg_ctl")
+        if not (self.initdb and self.pg_ctl):
+            raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
+        self.folder = Path(tempfile.mkdtemp(prefix="meshpilot-pg-", dir="/tmp"))
+        self.port = _free_port()
+        self.as_postgres = os.geteuid() == 0
+        if self.as_postgres:
+            shutil.chown(self.folder, "postgres", "postgres")
+
+    def _run(self, *args: str) -> None:
+        command = ["runuser", "-u", "postgres", "--", *args] if self.as_postgres else list(args)
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> str:
+        data = self.folder / "data"
+        self._run(self.initdb, "-D", str(data), "-U", "meshpilot", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._run(self.pg_ctl, "-D", str(data), "-l", str(self.folder / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        return f"postgresql+psycopg://meshpilot@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        try:
+            self._run(self.pg_ctl, "-D", str(self.folder / "data"), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
