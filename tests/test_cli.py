@@ -158,3 +158,17 @@ def test_sql_commands(cli, tmp_path: Path) -> None:
     assert refused.code == 1 and "only queries may run" in refused.stderr.replace("\n", " ")
     moved = cli("sql", "transpile", "select date_trunc('month', order_date) from commerce.orders", "--to", "bigquery")
     assert "TRUNC(order_date, MONTH)" in moved.stdout
+
+
+def test_sql_ask_from_the_command_line(cli, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    cli("demo", "-w", ws)
+    asked = cli("sql", "ask", "how many orders were returned last month", "-w", ws, "--json")
+    assert asked.code == 0, asked
+    answer = json.loads(asked.stdout)
+    assert answer["sql"].startswith("SELECT COUNT(*)") and answer["result"]["columns"] == ["n"]
+    assert "mesh://commerce/returns/returns" in answer["citations"]
+    shown = cli("sql", "ask", "average order amount by channel", "-w", ws)
+    assert shown.code == 0 and "avg_amount" in shown.stdout and "sources: mesh://commerce/orders/orders" in shown.stdout
+    refused = cli("sql", "ask", "ratio of returns to orders", "-w", ws)
+    assert refused.code == 1 and "Configure a model" in refused.stdout.replace("\n", " ")

@@ -394,6 +394,47 @@ def sql_run(
     out.print("sources: " + ", ".join(c for c in result.citations if "#" not in c), highlight=False)
 
 
+@sql_app.command("ask")
+def sql_ask(
+    question: Annotated[str, typer.Argument(help='A question about the data, e.g. "how many orders were returned last month".')],
+    workspace: WorkspaceOption = None,
+    model: Annotated[str | None, typer.Option(envvar="MESHPILOT_MODEL", show_envvar=True,
+                                              help="A LiteLLM model, e.g. openai/gpt-4o-mini; none: the offline writer.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
+    timeout: Annotated[float, typer.Option(help="Stop the query after this many seconds.")] = 10.0,
+    engine_url: Annotated[str | None, typer.Option("--engine-url", envvar="MESHPILOT_ENGINE_URL",
+                                                   help="Run on PostgreSQL instead of the warehouse.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Answer a question with SQL: link the schema, write the query, validate (and repair) it, run it."""
+    from meshpilot.agents.sql_loop import SqlLoop, chat_model
+    from meshpilot.tools.catalog import Catalog
+    from meshpilot.tools.sql import engine_for
+
+    ws = Workspace.open(workspace)
+    engine = engine_for(engine_url, ws)
+    loop = SqlLoop(Catalog.open(ws), engine, model=chat_model(model), dialect="duckdb", limit=limit, timeout_s=timeout)
+    answer = loop.ask(question)
+    if json_output:
+        _print_json(answer.model_dump())
+    else:
+        out.print(f"[bold]{answer.answer}[/bold]", highlight=False)
+        if answer.sql:
+            out.print(f"SQL ({answer.mode}, {answer.attempts} attempt(s)): {answer.sql}", highlight=False, markup=False)
+        if answer.result is not None and not (answer.result.row_count == 1 and len(answer.result.columns) == 1):
+            table = Table()
+            for column in answer.result.columns:
+                table.add_column(column, overflow="fold")
+            for row in answer.result.rows:
+                table.add_row(*("" if v is None else str(v) for v in row))
+            out.print(table)
+        for problem in answer.problems:
+            err.print(f"refused: {problem}", highlight=False, markup=False)
+        out.print("sources: " + ", ".join(c for c in answer.citations if "#" not in c), highlight=False)
+    if answer.result is None:
+        raise typer.Exit(1)
+
+
 @sql_app.command("transpile")
 def sql_transpile(
     sql: Annotated[str, typer.Argument(help="SQL to translate.")],

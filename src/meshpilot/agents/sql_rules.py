@@ -70,9 +70,15 @@ class OfflineSqlWriter:
         best = max(candidates, key=lambda d: self._fit(text, d) - candidates.index(d) * 0.5)
         return self._write(text, best)
 
+    def _stems(self, text: str) -> set[str]:
+        """The question's stems, plus each pair of neighbours joined ("signed up" also gives "signup")."""
+        tokens = self.tokenize(text)
+        joined = {self.tokenize(a + b)[0] for a, b in zip(tokens, tokens[1:], strict=False) if self.tokenize(a + b)}
+        return set(tokens) | joined | {a + b for a, b in zip(tokens, tokens[1:], strict=False)}
+
     def _fit(self, text: str, dataset: Dataset) -> float:
         """How much of the question a table can express: matched values, columns and its own name."""
-        stems = set(self.tokenize(text))
+        stems = self._stems(text)
         score = len(stems & set(self.tokenize(dataset.name))) * 2.0
         score += sum(1 for c in dataset.columns if set(self.tokenize(c.name)) & stems and c.name not in _TECHNICAL)
         score += 3.0 * len(self._value_filters(text, dataset))
@@ -154,7 +160,7 @@ class OfflineSqlWriter:
         dates = [c for c in dataset.columns if c.type.upper().startswith(DATES) and c.name not in _TECHNICAL]
         if not dates:
             return None
-        stems = set(self.tokenize(text))
+        stems = self._stems(text)
         column = max(dates, key=lambda c: len(set(self.tokenize(c.name)) & stems))
         col = exp.column(column.name)
         month = exp.func("date_trunc", exp.convert("month"), exp.CurrentDate())
@@ -182,7 +188,12 @@ class OfflineSqlWriter:
 
     def _group_column(self, text: str, dataset: Dataset) -> Column | None:
         match = _GROUP.search(text)
-        return self._column_named(match.group(1), dataset) if match else None
+        if not match:
+            return None
+        # "per order" over the orders table means per row: nothing to group by.
+        if set(self.tokenize(match.group(1))) <= set(self.tokenize(dataset.name)):
+            return None
+        return self._column_named(match.group(1), dataset)
 
     def _column_named(self, words: str, dataset: Dataset) -> Column | None:
         tokens = self.tokenize(words)
