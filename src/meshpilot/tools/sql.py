@@ -10,6 +10,7 @@ through the syntax tree, a timeout that interrupts the query and a memory limit.
 from __future__ import annotations
 
 import difflib
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -25,6 +26,10 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from meshpilot.errors import InvalidArgumentError, MeshpilotError
 from meshpilot.mesh.model import DataProduct
+
+# sqlglot logs a warning for each statement it can only parse as a bare command (LOAD, CALL...):
+# the validator refuses those itself, with a reason, so the log line would only be noise.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 DIALECTS = ("duckdb", "postgres", "trino", "snowflake", "bigquery", "spark", "sqlite")
 
