@@ -172,3 +172,19 @@ def test_sql_ask_from_the_command_line(cli, tmp_path: Path) -> None:
     assert shown.code == 0 and "avg_amount" in shown.stdout and "sources: mesh://commerce/orders/orders" in shown.stdout
     refused = cli("sql", "ask", "ratio of returns to orders", "-w", ws)
     assert refused.code == 1 and "Configure a model" in refused.stdout.replace("\n", " ")
+
+
+def test_lineage_commands(cli, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    cli("demo", "-w", ws)
+    breaking = cli("lineage", "impact", "mesh://customer/customer-profile/customer_profile#email", "--change", "drop",
+                   "-w", ws, "--json")
+    assert breaking.code == 2  # breaking changes gate CI
+    products = {i["ref"] for i in json.loads(breaking.stdout)["items"] if i["kind"] == "product"}
+    assert products == {"mesh://customer/customer-lifetime-value", "mesh://marketing/campaign-performance"}
+    diagram = cli("lineage", "impact", "mesh://commerce/orders/orders", "-w", ws, "--mermaid")
+    assert diagram.code == 0 and diagram.stdout.startswith("graph LR")
+    assert cli("lineage", "upstream", "mesh://marketing/campaign-performance/campaign_performance", "-w", ws).code == 0
+    routes = cli("lineage", "paths", "mesh://commerce/orders/orders", "mesh://marketing/campaign-performance/campaign_performance",
+                 "-w", ws, "--json")
+    assert json.loads(routes.stdout)["counts"]["paths"] >= 1

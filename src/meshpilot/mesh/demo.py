@@ -224,6 +224,7 @@ def products() -> list[DataProduct]:
             _col("refunds", "DECIMAL(18,2)", "Sum of refunded amounts."),
             _col("net_revenue", "DECIMAL(18,2)", "Gross revenue minus refunds."),
             _col("clv_segment", "VARCHAR", "Value segment: vip, loyal, new or at_risk."),
+            _col("contactable", "BOOLEAN", "Has an e-mail address and consented to marketing."),
             _col("computed_at", "TIMESTAMPTZ", "When the value was computed."),
         ], [
             _check("clv_customer_id_unique", "unique", "One row per customer.", "customer_id"),
@@ -251,7 +252,7 @@ def products() -> list[DataProduct]:
             _col("campaign_name", "VARCHAR", "Campaign name."),
             _col("channel", "VARCHAR", "Channel: email, app, sms, phone or social."),
             _col("clv_segment", "VARCHAR", "Targeted value segment."),
-            _col("customers_targeted", "BIGINT", "Customers in the audience."),
+            _col("customers_targeted", "BIGINT", "Contactable customers in the audience."),
             _col("conversions", "BIGINT", "Customers who ordered after contact."),
             _col("revenue_attributed", "DECIMAL(18,2)", "Revenue attributed to the campaign."),
             _col("spend", "DECIMAL(18,2)", "Campaign spend."),
@@ -331,6 +332,7 @@ SELECT p.customer_id, o.first_order_date, o.last_order_date, coalesce(o.order_co
             WHEN o.order_count >= 3 THEN 'loyal'
             WHEN o.last_order_date < DATE '{as_of}' - INTERVAL 180 DAY THEN 'at_risk'
             ELSE 'new' END AS clv_segment,
+       p.email IS NOT NULL AND coalesce(p.marketing_opt_in, false) AS contactable,
        TIMESTAMPTZ '{computed}' AS computed_at
 FROM customer.customer_profile p LEFT JOIN o USING (customer_id) LEFT JOIN r USING (customer_id)
 ORDER BY p.customer_id
@@ -339,7 +341,7 @@ ORDER BY p.customer_id
 _CAMPAIGN_SQL = """
 CREATE TABLE marketing.campaign_performance AS
 WITH seg AS (
-    SELECT clv_segment, count(*) AS customers, sum(net_revenue) AS net_revenue
+    SELECT clv_segment, count(*) FILTER (contactable) AS customers, sum(net_revenue) AS net_revenue
     FROM customer.customer_lifetime_value GROUP BY clv_segment
 ), c AS (SELECT * FROM (VALUES {campaigns}) t(campaign_id, campaign_name, channel, clv_segment))
 SELECT c.campaign_id, c.campaign_name, c.channel, c.clv_segment,
@@ -510,6 +512,7 @@ def _jobs(product_list: list[DataProduct]) -> list[dict[str, Any]]:
         "gross_revenue": [(wh, o, "amount", "DIRECT", agg)],
         "refunds": [(wh, r, "refund_amount", "DIRECT", agg)],
         "net_revenue": [(wh, o, "amount", "DIRECT", agg), (wh, r, "refund_amount", "DIRECT", agg)],
+        "contactable": [(wh, p, "email", "DIRECT", "TRANSFORMATION"), (wh, p, "marketing_opt_in", "DIRECT", "TRANSFORMATION")],
         "clv_segment": [(wh, o, "amount", "DIRECT", "TRANSFORMATION"), (wh, r, "refund_amount", "DIRECT", "TRANSFORMATION"),
                         (wh, o, "order_id", "DIRECT", "TRANSFORMATION"), (wh, o, "order_date", "DIRECT", "TRANSFORMATION")],
     }
@@ -521,7 +524,7 @@ def _jobs(product_list: list[DataProduct]) -> list[dict[str, Any]]:
         "campaign_name": [(mkt, "campaigns", "campaign_name", "DIRECT", "IDENTITY")],
         "channel": [(mkt, "campaigns", "channel", "DIRECT", "IDENTITY")],
         "clv_segment": [(mkt, "campaigns", "clv_segment", "DIRECT", "IDENTITY")],
-        "customers_targeted": [(wh, clv, "customer_id", "DIRECT", agg)],
+        "customers_targeted": [(wh, clv, "customer_id", "DIRECT", agg), (wh, clv, "contactable", "DIRECT", agg)],
         "conversions": [(wh, clv, "customer_id", "DIRECT", agg)],
         "revenue_attributed": [(wh, clv, "net_revenue", "DIRECT", agg)],
         "spend": [(mkt, "campaigns", "budget", "DIRECT", "TRANSFORMATION")],

@@ -1,0 +1,352 @@
+"""Lineage impact analysis over the OpenLineage events in the workspace, down to columns.
+
+`impact` walks downstream from a dataset or column and, for a proposed change, classifies every
+column, dataset, data product, owner team, consumer and contract it reaches as broken, at risk or
+unaffected, each with the path that explains why. `upstream` walks the other way (root causes),
+`paths` lists the routes between two datasets or columns. Every result carries a Mermaid diagram.
+
+How a change propagates (each hop is a column-lineage edge; INDIRECT edges are filters, joins,
+groupings that read a column without copying it):
+- drop or rename: a column reached through DIRECT edges only loses its source: broken; anything
+  reached through an INDIRECT edge is at risk (its job fails or its rows change);
+- type: a DIRECT IDENTITY chain carries the new type into the column: broken; transformations and
+  indirect uses are at risk;
+- semantics: everything reached is at risk;
+- no change given: everything reached is affected.
+A dataset is as bad as its worst reached column; a product as its worst dataset; its owner team,
+consumers and contract share the product's status.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from meshpilot.errors import InvalidArgumentError, NotFoundError
+from meshpilot.mesh.model import MeshRef
+from meshpilot.mesh.store import MeshStore
+
+CHANGES = ("drop", "rename", "type", "semantics")
+STATUS_ORDER = {"broken": 3, "at_risk": 2, "affected": 1, "unaffected": 0}
+
+ColumnKey = tuple[str, str]  # (dataset key, field); dataset key = "<namespace>/<name>"
+
+
+class ImpactItem(BaseModel):
+    ref: str
+    kind: str  # column, dataset, product, team, consumer, contract
+    status: str  # broken, at_risk, affected, unaffected
+    reason: str
+    path: list[str] = []
+
+
+class LineageResult(BaseModel):
+    source: str
+    change: str | None = None
+    items: list[ImpactItem]
+    counts: dict[str, int]
+    mermaid: str
+    citations: list[str]
+
+
+@dataclass
+class _Edge:
+    source: ColumnKey
+    target: ColumnKey | None  # None: the whole target dataset (a dataset-level INDIRECT use)
+    target_dataset: str
+    kind: str  # DIRECT or INDIRECT
+    subtype: str
+    job: str
+
+
+@dataclass
+class LineageGraph:
+    """Column and dataset edges from the workspace index, with the mesh entities they belong to."""
+
+    down: dict[ColumnKey, list[_Edge]] = field(default_factory=dict)
+    up: dict[ColumnKey, list[_Edge]] = field(default_factory=dict)
+    dataset_down: dict[str, set[str]] = field(default_factory=dict)
+    dataset_up: dict[str, set[str]] = field(default_factory=dict)
+    mesh_ref: dict[str, str] = field(default_factory=dict)  # dataset key -> mesh:// dataset ref
+    dataset_key: dict[str, str] = field(default_factory=dict)  # mesh:// dataset ref -> dataset key
+    columns: dict[str, list[str]] = field(default_factory=dict)  # dataset key -> its columns (from the catalog)
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)  # product ref -> owner, consumers, contract
+
+    @classmethod
+    def from_store(cls, store: MeshStore) -> LineageGraph:
+        graph = cls()
+        datasets = store.con.execute("SELECT ref, product_ref, qualified_name, namespace FROM datasets").fetchall()
+        by_name: dict[str, list[tuple[str, str | None]]] = {}
+        for ref, _, name, namespace in datasets:
+            by_name.setdefault(name, []).append((ref, namespace))
+        for _, dataset_ref, name in store.con.execute("SELECT ref, dataset_ref, name FROM columns ORDER BY position").fetchall():
+            graph.columns.setdefault(dataset_ref, []).append(name)
+        for row in store.con.execute("SELECT ref, owner, document FROM products").fetchall():
+            document = json.loads(row[2])
+            graph.products[row[0]] = {"owner": row[1], "consumers": [c["name"] for c in document.get("consumers", [])],
+                                      "contract": document.get("contract")}
+
+        def key_of(namespace: str, name: str) -> str:
+            key = f"{namespace}/{name}"
+            if key not in graph.mesh_ref:
+                for ref, declared in by_name.get(name, []):
+                    if declared in (None, namespace):
+                        graph.mesh_ref[key] = ref
+                        graph.dataset_key.setdefault(ref, key)
+            return key
+
+        for row in store.con.execute("SELECT * FROM column_edges").fetchall():
+            s_ns, s_name, s_field, t_ns, t_name, t_field, kind, subtype, _, job = row
+            source = (key_of(s_ns, s_name), s_field)
+            target_dataset = key_of(t_ns, t_name)
+            edge = _Edge(source, (target_dataset, t_field) if t_field else None, target_dataset, kind or "DIRECT",
+                         subtype or "", job)
+            graph.down.setdefault(source, []).append(edge)
+            if edge.target:
+                graph.up.setdefault(edge.target, []).append(edge)
+        for s_ns, s_name, t_ns, t_name, _ in store.con.execute("SELECT * FROM dataset_edges").fetchall():
+            source, target = key_of(s_ns, s_name), key_of(t_ns, t_name)
+            graph.dataset_down.setdefault(source, set()).add(target)
+            graph.dataset_up.setdefault(target, set()).add(source)
+        for ref, _, name, namespace in datasets:
+            if ref not in graph.dataset_key:
+                graph.dataset_key[ref] = key_of(namespace or "", name) if namespace else f"/{name}"
+                graph.mesh_ref.setdefault(graph.dataset_key[ref], ref)
+        return graph
+
+    # --- naming --------------------------------------------------------------------------------------
+
+    def label(self, dataset_key: str, column: str | None = None) -> str:
+        ref = self.mesh_ref.get(dataset_key)
+        if ref:
+            return str(MeshRef.parse(ref).with_column(column)) if column else ref
+        return f"{dataset_key}#{column}" if column else dataset_key
+
+    def resolve(self, urn: str, column: str | None) -> tuple[str, str | None]:
+        """A dataset key (and column) from a mesh:// dataset or column reference."""
+        ref = MeshRef.parse(urn)
+        if ref.dataset is None:
+            raise InvalidArgumentError(f"{urn} names a product; impact starts from a dataset or a column.",
+                                       hint="Write mesh://<domain>/<product>/<dataset>[#<column>].")
+        column = column or ref.column
+        dataset_ref = str(ref.dataset_ref())
+        key = self.dataset_key.get(dataset_ref)
+        if key is None:
+            raise NotFoundError(f"No dataset {dataset_ref} in this workspace.",
+                                hint="List datasets with `meshpilot datasets list`.")
+        known = self.columns.get(dataset_ref, [])
+        if column and known and column not in known:
+            close = difflib.get_close_matches(column, known, n=1)
+            raise NotFoundError(f"No column '{column}' in {dataset_ref}.",
+                                hint=f"Did you mean '{close[0]}'?" if close else f"Its columns: {', '.join(known)}.")
+        return key, column
+
+    # --- walking ---------------------------------------------------------------------------------------
+
+    def walk(self, starts: list[ColumnKey], downstream: bool, depth: int | None) -> dict[Any, tuple[Any, _Edge | None, int]]:
+        """Breadth-first from `starts`: node -> (previous node, edge taken, hops). Nodes are column keys,
+        or dataset keys for whole-dataset (INDIRECT) uses."""
+        seen: dict[Any, tuple[Any, _Edge | None, int]] = {s: (None, None, 0) for s in starts}
+        queue = deque(starts)
+        while queue:
+            node = queue.popleft()
+            hops = seen[node][2]
+            if depth is not None and hops >= depth or not isinstance(node, tuple):
+                continue
+            edges = self.down.get(node, []) if downstream else self.up.get(node, [])
+            for edge in edges:
+                nxt = (edge.target or edge.target_dataset) if downstream else edge.source
+                if nxt not in seen:
+                    seen[nxt] = (node, edge, hops + 1)
+                    queue.append(nxt)
+        return seen
+
+
+def _path(seen: dict, node: Any, graph: LineageGraph, downstream: bool = True) -> list[str]:
+    hops = []
+    while seen[node][0] is not None:
+        previous, edge, _ = seen[node]
+        a, b = (previous, node) if downstream else (node, previous)
+        hops.append(f"{_name(graph, a)} -[{edge.kind} {edge.subtype} by {edge.job}]-> {_name(graph, b)}".replace("  ", " "))
+        node = previous
+    return list(reversed(hops))
+
+
+def _name(graph: LineageGraph, node: Any) -> str:
+    return graph.label(*node) if isinstance(node, tuple) else graph.label(node)
+
+
+def _status(change: str | None, seen: dict, node: Any) -> str:
+    if change is None:
+        return "affected"
+    kinds = []
+    while seen[node][0] is not None:
+        _, edge, _ = seen[node]
+        kinds.append((edge.kind, edge.subtype))
+        node = seen[node][0]
+    if not isinstance(node, tuple):  # unreachable: starts are columns
+        return "at_risk"
+    indirect = any(kind == "INDIRECT" for kind, _ in kinds)
+    if change in ("drop", "rename"):
+        return "at_risk" if indirect else "broken"
+    if change == "type":
+        return "broken" if all(k == ("DIRECT", "IDENTITY") for k in kinds) else "at_risk"
+    return "at_risk"
+
+
+def impact(urn: str, column: str | None = None, change: str | None = None, depth: int | None = None,
+           workspace: Any = None) -> LineageResult:
+    """Everything downstream of a dataset or column, classified for a proposed change."""
+    if change is not None and change not in CHANGES:
+        raise InvalidArgumentError(f"Unknown change '{change}'.", hint=f"Use one of: {', '.join(CHANGES)}.")
+    graph = _graph(workspace)
+    key, column = graph.resolve(urn, column)
+    ref = graph.mesh_ref.get(key)
+    starts = [(key, column)] if column else [(key, c) for c in graph.columns.get(ref, [])]
+    seen = graph.walk(starts, downstream=True, depth=depth)
+    items: dict[tuple[str, str], ImpactItem] = {}
+
+    def note(item_ref: str, kind: str, status: str, reason: str, path: list[str]) -> None:
+        current = items.get((kind, item_ref))
+        if current is None or STATUS_ORDER[status] > STATUS_ORDER[current.status]:
+            items[(kind, item_ref)] = ImpactItem(ref=item_ref, kind=kind, status=status, reason=reason, path=path)
+
+    reached_datasets: dict[str, str] = {}
+    for node, (previous, edge, _) in seen.items():
+        if previous is None:
+            continue
+        status = _status(change, seen, node)
+        path = _path(seen, node, graph)
+        dataset = node[0] if isinstance(node, tuple) else node
+        if isinstance(node, tuple):
+            note(graph.label(*node), "column", status, f"{edge.kind.lower()} {edge.subtype.lower()} use", path)
+        note(graph.label(dataset), "dataset", status, "holds affected columns" if isinstance(node, tuple)
+             else f"{edge.job} reads it ({edge.subtype.lower()})", path)
+        if STATUS_ORDER[status] > STATUS_ORDER.get(reached_datasets.get(dataset, "unaffected"), 0):
+            reached_datasets[dataset] = status
+    for dataset, status in reached_datasets.items():
+        dataset_ref = graph.mesh_ref.get(dataset)
+        reached = {n[1] for n in seen if isinstance(n, tuple) and n[0] == dataset}
+        for other in graph.columns.get(dataset_ref or "", []):
+            if other not in reached:
+                note(graph.label(dataset, other), "column", "unaffected", "not derived from the changed column", [])
+        if not dataset_ref:
+            continue
+        product_ref = str(MeshRef.parse(dataset_ref).product_ref())
+        product = graph.products.get(product_ref, {})
+        path = items[("dataset", graph.label(dataset))].path
+        note(product_ref, "product", status, f"its dataset {dataset_ref} is {status.replace('_', ' ')}", path)
+        if product.get("owner"):
+            note(f"team:{product['owner']}", "team", status, f"owns {product_ref}", path)
+        for consumer in product.get("consumers", []):
+            note(consumer if consumer.startswith("mesh://") else f"consumer:{consumer}", "consumer", status,
+                 f"consumes {product_ref}", path)
+        if product.get("contract"):
+            note(product["contract"], "contract", status, f"the contract of {product_ref}", path)
+    ordered = sorted(items.values(), key=lambda i: (-STATUS_ORDER[i.status], i.kind, i.ref))
+    source = graph.label(key, column)
+    return LineageResult(source=source, change=change, items=ordered, counts=_counts(ordered),
+                         mermaid=_mermaid(graph, seen, change, source), citations=[source] + [i.ref for i in ordered
+                                                                                              if i.ref.startswith("mesh://")])
+
+
+def upstream(urn: str, column: str | None = None, depth: int | None = None, workspace: Any = None) -> LineageResult:
+    """Everything a dataset or column is derived from (for root causes)."""
+    graph = _graph(workspace)
+    key, column = graph.resolve(urn, column)
+    ref = graph.mesh_ref.get(key)
+    starts = [(key, column)] if column else [(key, c) for c in graph.columns.get(ref, [])]
+    seen = graph.walk(starts, downstream=False, depth=depth)
+    items = {}
+    for node, (previous, edge, _) in seen.items():
+        if previous is None:
+            continue
+        path = _path(seen, node, graph, downstream=False)
+        items[_name(graph, node)] = ImpactItem(ref=_name(graph, node), kind="column", status="affected",
+                                               reason=f"{edge.kind.lower()} {edge.subtype.lower()} source", path=path)
+        dataset_label = graph.label(node[0])
+        items.setdefault(dataset_label, ImpactItem(ref=dataset_label, kind="dataset", status="affected",
+                                                   reason="an upstream source", path=path))
+    ordered = sorted(items.values(), key=lambda i: (i.kind, i.ref))
+    source = graph.label(key, column)
+    return LineageResult(source=source, items=ordered, counts=_counts(ordered),
+                         mermaid=_mermaid(graph, seen, None, source, downstream=False),
+                         citations=[source] + [i.ref for i in ordered if i.ref.startswith("mesh://")])
+
+
+def paths(a: str, b: str, max_paths: int = 20, workspace: Any = None) -> LineageResult:
+    """The lineage routes from `a` to `b` (datasets or columns), up to `max_paths` of them."""
+    graph = _graph(workspace)
+    start_key, start_column = graph.resolve(a, None)
+    end_key, end_column = graph.resolve(b, None)
+    starts = [(start_key, start_column)] if start_column else [(start_key, c) for c in graph.columns.get(
+        graph.mesh_ref.get(start_key, ""), [])]
+    found: list[list[str]] = []
+
+    def done(node: Any) -> bool:
+        dataset = node[0] if isinstance(node, tuple) else node
+        return dataset == end_key and (end_column is None or (isinstance(node, tuple) and node[1] == end_column))
+
+    def visit(node: Any, trail: list[str], on_path: set) -> None:
+        if len(found) >= max_paths:
+            return
+        if done(node) and trail:
+            found.append(trail)
+            return
+        if not isinstance(node, tuple):
+            return
+        for edge in graph.down.get(node, []):
+            nxt = edge.target or edge.target_dataset
+            if nxt not in on_path:
+                hop = f"{_name(graph, node)} -[{edge.kind} {edge.subtype} by {edge.job}]-> {_name(graph, nxt)}"
+                visit(nxt, [*trail, hop], on_path | {nxt})
+
+    for start in starts:
+        visit(start, [], {start})
+    items = [ImpactItem(ref=f"path {i + 1}", kind="path", status="affected", reason=f"{len(p)} hop(s)", path=p)
+             for i, p in enumerate(found)]
+    lines = ["graph LR"] + [f"  {_id(h.split(' -[')[0])}[\"{h.split(' -[')[0]}\"] --> {_id(h.split(']-> ')[1])}[\"{h.split(']-> ')[1]}\"]"
+                            for p in found for h in p]
+    return LineageResult(source=f"{graph.label(start_key, start_column)} -> {graph.label(end_key, end_column)}",
+                         items=items, counts={"paths": len(found)}, mermaid="\n".join(dict.fromkeys(lines)),
+                         citations=[graph.label(start_key, start_column), graph.label(end_key, end_column)])
+
+
+def _counts(items: list[ImpactItem]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[f"{item.kind}:{item.status}"] = counts.get(f"{item.kind}:{item.status}", 0) + 1
+    return counts
+
+
+def _id(text: str) -> str:
+    return "n" + "".join(ch if ch.isalnum() else "_" for ch in text)[-60:]
+
+
+def _mermaid(graph: LineageGraph, seen: dict, change: str | None, source: str, downstream: bool = True) -> str:
+    lines = ["graph LR", f'  {_id(source)}["{source}"]:::source']
+    for node, (previous, edge, _) in seen.items():
+        if previous is None:
+            continue
+        a, b = (_name(graph, previous), _name(graph, node))
+        if not downstream:
+            a, b = b, a
+        status = _status(change, seen, node) if downstream else "affected"
+        lines.append(f'  {_id(a)}["{a}"] -->|{edge.subtype.lower() or edge.kind.lower()}| {_id(b)}["{b}"]')
+        lines.append(f"  class {_id(_name(graph, node))} {status}")
+    lines += ["  classDef source fill:#cde,stroke:#357", "  classDef broken fill:#f99,stroke:#900",
+              "  classDef at_risk fill:#fd8,stroke:#a60", "  classDef affected fill:#eee,stroke:#888"]
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _graph(workspace: Any) -> LineageGraph:
+    from meshpilot.mesh.workspace import Workspace
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    with MeshStore.open(ws) as store:
+        return LineageGraph.from_store(store)
