@@ -37,6 +37,8 @@ import_app = typer.Typer(help="Import metadata from OpenMetadata, dbt or OpenLin
 app.add_typer(products_app, name="products")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(import_app, name="import")
+serve_app = typer.Typer(help="Run Meshpilot's servers.", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
 lineage_app = typer.Typer(help="Lineage: what a change breaks downstream, where data comes from.", no_args_is_help=True)
 app.add_typer(lineage_app, name="lineage")
 sql_app = typer.Typer(help="Validate, transpile and run SQL against the catalog, read-only.", no_args_is_help=True)
@@ -531,6 +533,30 @@ def lineage_ingest(
 ) -> None:
     """Store OpenLineage events (the same as `meshpilot import openlineage`)."""
     import_openlineage(path, workspace, json_output)
+
+
+# --- servers -----------------------------------------------------------------------------------------
+
+
+@serve_app.command("lineage")
+def serve_lineage(
+    workspace: WorkspaceOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
+    token: Annotated[str | None, typer.Option(envvar="MESHPILOT_LINEAGE_TOKEN", show_envvar=True,
+                                              help="Require Authorization: Bearer <token>.")] = None,
+) -> None:
+    """Receive OpenLineage events over HTTP (POST /api/v1/lineage, as Marquez serves it)."""
+    import uvicorn
+
+    from meshpilot.server.lineage_http import create_app
+
+    ws = Workspace.open(workspace)
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        raise MeshpilotError(f"Refusing to listen on {host} without a token.",
+                             hint="Pass --token (or MESHPILOT_LINEAGE_TOKEN), or listen on 127.0.0.1.")
+    err.print(f"OpenLineage endpoint: http://{host}:{port}/api/v1/lineage -> {ws.root / 'lineage'}")
+    uvicorn.run(create_app(ws, token), host=host, port=port, log_level="warning")
 
 
 # --- imports -----------------------------------------------------------------------------------------

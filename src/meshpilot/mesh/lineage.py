@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
+from importlib.resources import files
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+
+SCHEMA_FILE = "schemas/OpenLineage-2-0-2.json"
 
 
 class _Open(BaseModel):
@@ -159,3 +163,25 @@ def output_schema(dataset: LineageDataset) -> list[dict[str, Any]]:
     """The fields of a dataset's `schema` facet, if it has one."""
     return list((dataset.facets.get("schema") or {}).get("fields") or [])
 
+
+
+@lru_cache(maxsize=1)
+def _validators() -> dict[str, Any]:
+    import jsonschema
+
+    schema = json.loads(files("meshpilot.mesh").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+    # One validator per event kind: errors then name the field, instead of "not valid under any of the given schemas".
+    return {kind: jsonschema.Draft202012Validator({"$ref": f"#/$defs/{name}", "$defs": schema["$defs"]})
+            for kind, name in (("run", "RunEvent"), ("job", "JobEvent"), ("dataset", "DatasetEvent"))}
+
+
+def schema_errors(data: dict[str, Any], kind: str) -> list[tuple[tuple, str]]:
+    """(path, message) for each way the event breaks the OpenLineage JSON schema."""
+    found = []
+    for error in _validators()[kind].iter_errors(data):
+        leaf = error
+        while leaf.context:  # the most specific cause, not "not valid under any of the given schemas"
+            leaf = max(leaf.context, key=lambda e: (len(e.absolute_path), e.validator == "required"))
+        where = ".".join(map(str, leaf.absolute_path)) or "event"
+        found.append((tuple(leaf.absolute_path), f"OpenLineage schema: {where}: {leaf.message[:200]}"))
+    return sorted(found)[:5]

@@ -24,6 +24,13 @@ def _concrete(event: dict[str, Any]) -> dict[str, Any]:
     event.setdefault("producer", "https://github.com/OpenLineage/OpenLineage/tree/main/integration/hive")
     event.setdefault("schemaURL", "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent")
     event["run"].setdefault("runId", str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(event["job"]))))
+    facet_groups = [event["run"].get("facets", {}), event["job"].get("facets", {})]
+    facet_groups += [d.get(key, {}) for d in event.get("inputs", []) + event.get("outputs", [])
+                     for key in ("facets", "inputFacets", "outputFacets")]
+    for group in facet_groups:
+        for name, facet in group.items():
+            facet.setdefault("_producer", event["producer"])
+            facet.setdefault("_schemaURL", f"https://openlineage.io/spec/facets/1-0-0/{name}.json")
     return event
 
 
@@ -88,6 +95,8 @@ def test_events_from_the_official_client_import(empty_workspace: Workspace, tmp_
     (lambda e: e.pop("eventTime"), "missing required field 'eventTime'"),
     (lambda e: e["run"].update(runId="not-a-uuid"), "run.runId"),
     (lambda e: e.update(eventTime="2024-01-01T00:00:00"), "timezone"),
+    (lambda e: e.update(eventType="EXPLODE"), "eventType"),
+    (lambda e: e["job"].update(facets={"sql": {"query": "select 1"}}), "_producer"),
     (lambda e: e["outputs"][0]["facets"]["columnLineage"]["fields"]["a"]["inputFields"][0].pop("namespace"),
      "malformed columnLineage facet"),
 ])
@@ -95,7 +104,9 @@ def test_a_malformed_event_rejects_the_file_and_writes_nothing(demo_workspace: W
                                                                  mutate, expected: str) -> None:
     good = {"eventType": "COMPLETE", "eventTime": "2024-01-01T00:00:00Z", "producer": "p", "schemaURL": "s",
             "run": {"runId": str(uuid.uuid4())}, "job": {"namespace": "n", "name": "j"}, "inputs": [],
-            "outputs": [{"namespace": "n", "name": "t", "facets": {"columnLineage": {"fields": {"a": {
+            "outputs": [{"namespace": "n", "name": "t", "facets": {"columnLineage": {
+                "_producer": "p", "_schemaURL": "https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json",
+                "fields": {"a": {
                 "inputFields": [{"namespace": "n", "name": "s", "field": "a"}]}}}}}]}
     bad = json.loads(json.dumps(good))
     mutate(bad)
