@@ -188,3 +188,17 @@ def test_lineage_commands(cli, tmp_path: Path) -> None:
     routes = cli("lineage", "paths", "mesh://commerce/orders/orders", "mesh://marketing/campaign-performance/campaign_performance",
                  "-w", ws, "--json")
     assert json.loads(routes.stdout)["counts"]["paths"] >= 1
+
+
+def test_contract_commands_gate_ci(cli, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    cli("demo", "-w", ws)
+    contracts = sorted(str(p) for p in (ws / "contracts").glob("*.yaml"))
+    assert cli("contracts", "lint", *contracts).code == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v3.0.2\nkind: DataContract\n")
+    linted = cli("contracts", "lint", str(bad))
+    assert linted.code == 1 and "required property" in linted.stdout
+    diff = cli("contracts", "diff", shared("datacontract_cli/tests/fixtures/changelog/integration/changelog_integration_v1.yaml"),
+               shared("datacontract_cli/tests/fixtures/changelog/integration/changelog_integration_v2.yaml"), "--json")
+    assert diff.code == 2 and json.loads(diff.stdout)["counts"]["ERROR"] == 2

@@ -37,6 +37,8 @@ import_app = typer.Typer(help="Import metadata from OpenMetadata, dbt or OpenLin
 app.add_typer(products_app, name="products")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(import_app, name="import")
+contracts_app = typer.Typer(help="Data contracts (ODCS v3): lint, and diff joined with lineage.", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
 serve_app = typer.Typer(help="Run Meshpilot's servers.", no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
 lineage_app = typer.Typer(help="Lineage: what a change breaks downstream, where data comes from.", no_args_is_help=True)
@@ -533,6 +535,58 @@ def lineage_ingest(
 ) -> None:
     """Store OpenLineage events (the same as `meshpilot import openlineage`)."""
     import_openlineage(path, workspace, json_output)
+
+
+# --- contracts ---------------------------------------------------------------------------------------
+
+
+@contracts_app.command("lint")
+def contracts_lint(
+    paths: Annotated[list[Path], typer.Argument(help="ODCS contract files.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Validate contracts (ODCS JSON schema of their apiVersion) and check owners, SLAs, PII, types."""
+    from meshpilot.tools.contracts import lint_contract
+
+    results = [lint_contract(p) for p in paths]
+    if json_output:
+        _print_json([r.model_dump() for r in results])
+    else:
+        for result in results:
+            out.print(f"[{'green' if result.ok else 'red'}]{'ok' if result.ok else 'invalid'}[/] {result.source}",
+                      highlight=False)
+            for f in result.findings:
+                where = f"{result.source}:{f.line}" if f.line else result.source
+                out.print(f"  {f.severity}: {where}: {f.message}", highlight=False, markup=False)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@contracts_app.command("diff")
+def contracts_diff(
+    old: Annotated[Path, typer.Argument(help="The contract as it was.")],
+    new: Annotated[Path, typer.Argument(help="The contract as proposed.")],
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """What a contract change means for consumers (ERROR / WARNING / INFO), with what each ERROR breaks."""
+    from meshpilot.mesh.workspace import resolve_path
+    from meshpilot.tools.contracts import diff_contract
+
+    root = resolve_path(workspace)
+    ws = Workspace.open(root) if (root / MANIFEST).exists() else None
+    result = diff_contract(old, new, workspace=ws)
+    if json_output:
+        _print_json(result.model_dump())
+    else:
+        style = {"ERROR": "red", "WARNING": "yellow", "INFO": "dim"}
+        for change in result.changes:
+            out.print(f"[{style[change.severity]}]{change.severity:7}[/] {change.path}: {change.message}", highlight=False)
+            for broken in change.breaks:
+                out.print(f"          breaks {broken}", highlight=False)
+        out.print(", ".join(f"{n} {level}" for level, n in result.counts.items()), highlight=False)
+    if result.breaking:
+        raise typer.Exit(2)  # breaking: non-zero so the diff can gate CI
 
 
 # --- servers -----------------------------------------------------------------------------------------

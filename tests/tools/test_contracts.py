@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from meshpilot.errors import InvalidArgumentError, MeshpilotError
+from meshpilot.mesh.workspace import Workspace
+from meshpilot.tools.contracts import diff_contract, lint_contract
+from tests.conftest import shared
+
+CHANGELOG = "datacontract_cli/tests/fixtures/changelog"
+
+
+def test_every_odcs_example_lints_clean() -> None:
+    examples = sorted(shared("odcs/docs/examples").rglob("*.y*ml"))
+    assert len(examples) == 18
+    failing = {str(p): [f.message for f in r.findings if f.severity == "error"]
+               for p in examples if not (r := lint_contract(p)).ok}
+    assert failing == {}
+
+
+def test_an_invalid_fixture_fails_with_a_specific_message_and_line() -> None:
+    result = lint_contract(shared("datacontract_cli/tests/fixtures/lint/invalid.odcs.yaml"))
+    assert not result.ok
+    error = next(f for f in result.findings if f.severity == "error")
+    assert "'status' is a required property" in error.message and error.line == 1
+
+
+def test_semantic_checks_have_lines(tmp_path: Path) -> None:
+    contract = {"apiVersion": "v3.1.0", "kind": "DataContract", "id": "c", "version": "1.0.0", "status": "active",
+                "schema": [{"name": "people", "logicalType": "object", "properties": [
+                    {"name": "email", "logicalType": "string"},
+                    {"name": "score", "logicalType": "number", "physicalType": "SUPERFLOAT"}]}]}
+    path = tmp_path / "c.odcs.yaml"
+    path.write_text(yaml.safe_dump(contract, sort_keys=False))
+    result = lint_contract(path)
+    assert result.ok  # warnings only
+    messages = {f.message: f.line for f in result.findings}
+    assert any("'email' looks like personal data" in m and line for m, line in messages.items())
+    assert any("no owner" in m for m in messages) and any("no SLA" in m for m in messages)
+    assert any("SUPERFLOAT" in m for m in messages)
+
+
+def test_not_yaml_or_missing_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("schema: [unclosed\n")
+    with pytest.raises(MeshpilotError, match="not a YAML document"):
+        lint_contract(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(MeshpilotError, match="not a mapping"):
+        lint_contract(tmp_path / "list.yaml")
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
+        lint_contract(tmp_path / "nothing.yaml")
+
+
+def test_diff_classifies_from_the_consumers_point_of_view() -> None:
+    result = diff_contract(shared(f"{CHANGELOG}/integration/changelog_integration_v1.yaml"),
+                           shared(f"{CHANGELOG}/integration/changelog_integration_v2.yaml"))
+    by_path = {c.path: c.severity for c in result.changes}
+    assert by_path["schema.orders.properties.customer_id"] == "ERROR"  # removed
+    assert by_path["schema.orders.properties.order_date.logicalType"] == "ERROR"  # retyped
+    assert by_path["slaProperties.availability"] == "WARNING"  # 99.9% -> 99.5%
+    assert by_path["schema.customers"] == "INFO" and by_path["schema.orders.properties.region"] == "INFO"
+    assert result.breaking and result.counts["ERROR"] == 2
+
+
+def test_a_breaking_change_lists_what_it_breaks_downstream(demo_workspace: Workspace, tmp_path: Path) -> None:
+    old = demo_workspace.root / "contracts" / "customer.customer-profile.odcs.yaml"
+    contract = yaml.safe_load(old.read_text())
+    contract["schema"][0]["properties"] = [p for p in contract["schema"][0]["properties"] if p["name"] != "email"]
+    new = tmp_path / "new.yaml"
+    new.write_text(yaml.safe_dump(contract, sort_keys=False))
+    result = diff_contract(old, new, workspace=demo_workspace)
+    removed = next(c for c in result.changes if c.path == "schema.customer_profile.properties.email")
+    assert removed.severity == "ERROR"
+    assert "product mesh://marketing/campaign-performance" in removed.breaks
+    assert "team team:customer-insights" in removed.breaks
+
+
+def test_the_demo_contracts_lint_clean(demo_workspace: Workspace) -> None:
+    for path in sorted((demo_workspace.root / "contracts").glob("*.yaml")):
+        result = lint_contract(path)
+        assert result.ok and not [f for f in result.findings if "personal data" in f.message], result.findings
