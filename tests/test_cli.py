@@ -202,3 +202,15 @@ def test_contract_commands_gate_ci(cli, tmp_path: Path) -> None:
     diff = cli("contracts", "diff", shared("datacontract_cli/tests/fixtures/changelog/integration/changelog_integration_v1.yaml"),
                shared("datacontract_cli/tests/fixtures/changelog/integration/changelog_integration_v2.yaml"), "--json")
     assert diff.code == 2 and json.loads(diff.stdout)["counts"]["ERROR"] == 2
+
+
+def test_contract_draft_and_test_from_the_command_line(cli, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    cli("demo", "-w", ws)
+    target = tmp_path / "draft.yaml"
+    assert cli("contracts", "draft", "returns", "-w", ws, "--output", target).code == 0
+    assert cli("contracts", "lint", str(target)).code == 0
+    again = cli("contracts", "draft", "returns", "-w", ws, "--output", target)
+    assert again.code == 1 and "not overwriting" in again.stderr
+    tested = cli("contracts", "test", ws / "contracts" / "customer.customer-profile.odcs.yaml", "-w", ws, "--json")
+    assert tested.code == 1 and json.loads(tested.stdout)["counts"]["fail"] == 1

@@ -562,6 +562,56 @@ def contracts_lint(
         raise typer.Exit(1)
 
 
+@contracts_app.command("draft")
+def contracts_draft(
+    target: Annotated[str, typer.Argument(help="A product (id, domain/id, mesh://...) or one of its datasets (mesh://d/p/ds).")],
+    workspace: WorkspaceOption = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the YAML here (refuses to overwrite).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Draft an ODCS v3.1 contract from the catalog and a profile of the data (PII classified, rules proposed)."""
+    from meshpilot.mesh import files
+    from meshpilot.tools.contracts import draft_contract
+
+    contract = draft_contract(target, Workspace.open(workspace))
+    if json_output:
+        _print_json(contract)
+        return
+    text = files.dump_yaml(contract)
+    if output is None:
+        out.print(text, highlight=False, markup=False, end="")
+        return
+    if output.exists():
+        raise MeshpilotError(f"{output} exists; not overwriting it.", hint="Choose another --output path.")
+    files.atomic_write_text(output, text)
+    err.print(f"Draft contract written to {output}. Review it, then lint it: meshpilot contracts lint {output}")
+
+
+@contracts_app.command("test")
+def contracts_test(
+    path: Annotated[Path, typer.Argument(help="An ODCS contract of a dataset in the workspace.")],
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run a contract's schema and quality rules on the data; failing rows shown with PII masked."""
+    from meshpilot.tools.contracts import test_contract
+
+    result = test_contract(path, Workspace.open(workspace))
+    if json_output:
+        _print_json(result.model_dump())
+    else:
+        style = {"pass": "green", "fail": "red", "error": "red", "skipped": "dim"}
+        for r in result.results:
+            where = r.object + (f".{r.property}" if r.property else "")
+            detail = f"observed {r.observed}, expected {r.expected}" if r.expected else (r.message or "")
+            out.print(f"[{style[r.status]}]{r.status:7}[/] {where} {r.rule}: {detail}", highlight=False)
+            for row in r.failing_rows:
+                out.print(f"          {row}", highlight=False, markup=False)
+        out.print(", ".join(f"{n} {k}" for k, n in result.counts.items()), highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @contracts_app.command("diff")
 def contracts_diff(
     old: Annotated[Path, typer.Argument(help="The contract as it was.")],

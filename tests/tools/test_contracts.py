@@ -80,3 +80,33 @@ def test_the_demo_contracts_lint_clean(demo_workspace: Workspace) -> None:
     for path in sorted((demo_workspace.root / "contracts").glob("*.yaml")):
         result = lint_contract(path)
         assert result.ok and not [f for f in result.findings if "personal data" in f.message], result.findings
+
+
+def test_drafts_lint_clean_and_classify_pii(demo_workspace: Workspace, tmp_path: Path) -> None:
+    from meshpilot.tools.contracts import draft_contract
+
+    for product in ("orders", "returns", "customer-profile", "customer-lifetime-value", "campaign-performance"):
+        contract = draft_contract(product, demo_workspace)
+        path = tmp_path / f"{product}.yaml"
+        path.write_text(yaml.safe_dump(contract, sort_keys=False))
+        assert lint_contract(path).ok, product
+    profile = draft_contract("mesh://customer/customer-profile/customer_profile", demo_workspace)
+    email = next(p for p in profile["schema"][0]["properties"] if p["name"] == "email")
+    assert email["classification"] == "EMAIL_ADDRESS" and "required" not in email  # 60 nulls were observed
+    status = next(p for p in draft_contract("orders", demo_workspace)["schema"][0]["properties"] if p["name"] == "status")
+    assert {"completed", "shipped", "pending", "cancelled"} == set(
+        next(r for r in status["quality"] if r["metric"] == "invalidValues")["arguments"]["validValues"])
+    assert profile["team"]["name"] == "Customer Insights"
+
+
+def test_contract_tests_report_failing_rows_with_pii_masked(demo_workspace: Workspace) -> None:
+    from meshpilot.tools.contracts import test_contract
+
+    result = test_contract(demo_workspace.root / "contracts" / "customer.customer-profile.odcs.yaml", demo_workspace)
+    assert not result.ok
+    failed = next(r for r in result.results if r.status == "fail")
+    assert (failed.property, failed.rule, failed.observed) == ("email", "nullValues", 60)
+    row = failed.failing_rows[0]
+    assert row["email"] is None and row["first_name"].endswith("***") and len(row["first_name"]) == 4
+    orders = test_contract(demo_workspace.root / "contracts" / "commerce.orders.odcs.yaml", demo_workspace)
+    assert orders.ok and orders.counts["pass"] >= 5

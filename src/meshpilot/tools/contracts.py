@@ -282,3 +282,300 @@ def _join_impact(contract: dict, changes: list[Change], workspace: Any) -> None:
             raise
         change.breaks = [f"{i.kind} {i.ref}" for i in result.items
                          if i.status == "broken" and i.kind in ("product", "team", "contract")]
+
+
+# --- draft -----------------------------------------------------------------------------------------------
+
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+_PHONE = r"^\+?[0-9][0-9 ().-]{6,}$"
+VALUE_SET_LIMIT = 10
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def profile_dataset(engine: Any, qualified_name: str, columns: list[Any]) -> dict[str, dict[str, Any]]:
+    """Per column: rows, nulls, distinct values, min/max, value set (low cardinality), e-mail/phone share."""
+    table = ".".join(_quote(p) for p in qualified_name.split("."))
+    profile: dict[str, dict[str, Any]] = {}
+    for column in columns:
+        c = _quote(column.name)
+        text = column.type.upper().startswith(("VARCHAR", "TEXT", "STRING"))
+        ordered = not column.type.upper().startswith(("BOOLEAN", "STRUCT", "MAP", "LIST"))
+        query = (f"SELECT count(*), count(*) - count({c}), approx_count_distinct({c})"
+                 + (f", min({c})::VARCHAR, max({c})::VARCHAR" if ordered else ", NULL, NULL")
+                 + (f", avg(CASE WHEN regexp_matches({c}, '{_EMAIL}') THEN 1.0 ELSE 0 END),"
+                    f" avg(CASE WHEN regexp_matches({c}, '{_PHONE}') THEN 1.0 ELSE 0 END)" if text else ", 0, 0")
+                 + f" FROM {table}")
+        _, rows = engine.execute(query, timeout_s=30)
+        total, nulls, distinct, low, high, emails, phones = rows[0]
+        entry = {"rows": total, "nulls": nulls, "distinct": distinct, "min": low, "max": high,
+                 "email_share": float(emails or 0), "phone_share": float(phones or 0)}
+        if text and distinct is not None and distinct <= VALUE_SET_LIMIT:
+            _, values = engine.execute(f"SELECT DISTINCT {c} FROM {table} WHERE {c} IS NOT NULL ORDER BY 1 LIMIT 11", 30)
+            entry["values"] = [v[0] for v in values]
+        if distinct is not None and total and distinct >= total - nulls and nulls == 0:
+            _, dupes = engine.execute(f"SELECT count(*) - count(DISTINCT {c}) FROM {table}", 30)
+            entry["unique"] = dupes[0][0] == 0
+        profile[column.name] = entry
+    return profile
+
+
+def classify(column: Any, stats: dict[str, Any]) -> str | None:
+    """A PII type from the catalog, the column's values, or its name."""
+    if column.classification:
+        return column.classification
+    if stats.get("email_share", 0) >= 0.9:
+        return "EMAIL_ADDRESS"
+    if stats.get("phone_share", 0) >= 0.9 and not column.name.endswith("_id"):
+        return "PHONE_NUMBER"
+    name = column.name.lower()
+    for pattern, kind in ((r"e_?mail", "EMAIL_ADDRESS"), (r"phone|mobile", "PHONE_NUMBER"),
+                          (r"first_?name|last_?name|full_?name|surname", "PERSON"),
+                          (r"address|street|city|zip|postcode", "LOCATION"), (r"birth|dob", "DATE_OF_BIRTH")):
+        if re.search(pattern, name):
+            return kind
+    return None
+
+
+def draft_contract(target: str, workspace: Any) -> dict[str, Any]:
+    """An ODCS v3.1.0 contract for a product (id, domain/id or mesh:// ref) or one of its datasets, from the
+    catalog (owners, domain, descriptions) and a profile of the data (types, nulls, uniqueness, ranges,
+    value sets, PII, freshness)."""
+    from datetime import UTC, datetime
+
+    from meshpilot.mesh.demo import logical_type
+    from meshpilot.mesh.model import MeshRef
+    from meshpilot.mesh.store import MeshStore
+    from meshpilot.tools.sql import DuckDBEngine
+
+    with MeshStore.open(workspace) as store:
+        product = store.product(str(MeshRef.parse(target).product_ref()) if target.startswith("mesh://") else target)
+        team = store.product_details(str(product.ref))["owner_team"]
+    wanted = MeshRef.parse(target).dataset if target.startswith("mesh://") else None
+    datasets = [d for d in product.datasets if wanted in (None, d.name)]
+    if wanted and not datasets:
+        raise InvalidArgumentError(f"{product.ref} has no dataset '{wanted}'.")
+    engine = DuckDBEngine(workspace.warehouse_path)
+    schema, latency_hours = [], None
+    for dataset in datasets:
+        try:
+            stats = profile_dataset(engine, dataset.qualified_name, dataset.columns)
+        except MeshpilotError:
+            stats = {}  # not in the warehouse (an imported dataset): the catalog alone drafts it
+        properties = []
+        for column in dataset.columns:
+            s = stats.get(column.name, {})
+            prop: dict[str, Any] = {"name": column.name, "logicalType": logical_type(column.type.upper()),
+                                    "physicalType": column.type}
+            if column.description:
+                prop["description"] = column.description
+            if s and s["nulls"] == 0 and s["rows"]:
+                prop["required"] = True
+            if s.get("unique"):
+                prop["unique"] = True
+            if column.primary_key:
+                prop["primaryKey"] = True
+            kind = classify(column, s)
+            if kind:
+                prop["classification"] = kind
+                prop["tags"] = ["pii"]
+            rules = []
+            if s and s["nulls"] == 0 and s["rows"]:
+                rules.append({"type": "library", "metric": "nullValues", "mustBe": 0, "dimension": "completeness",
+                              "description": f"observed: no nulls in {s['rows']} rows"})
+            elif s and s["rows"]:
+                share = s["nulls"] / s["rows"]
+                rules.append({"type": "library", "metric": "nullValues", "unit": "percent", "dimension": "completeness",
+                              "mustBeLessOrEqualTo": round(min(100.0, share * 100 * 1.5 + 0.5), 2),
+                              "description": f"observed: {share:.2%} nulls"})
+            if s.get("unique"):
+                rules.append({"type": "library", "metric": "duplicateValues", "mustBe": 0, "dimension": "uniqueness"})
+            if s.get("values"):
+                rules.append({"type": "library", "metric": "invalidValues", "mustBe": 0, "dimension": "conformity",
+                              "arguments": {"validValues": s["values"]}})
+            if kind == "EMAIL_ADDRESS" and s:
+                rules.append({"type": "library", "metric": "invalidValues", "mustBe": 0, "dimension": "conformity",
+                              "arguments": {"pattern": _EMAIL}})
+            low = _number(s.get("min")) if logical_type(column.type.upper()) in ("number", "integer") else None
+            if low is not None and low >= 0:
+                rules.append({"type": "sql", "mustBe": 0, "dimension": "accuracy", "description": "never negative",
+                              "query": f"SELECT count(*) FROM ${{object}} WHERE {_quote(column.name)} < 0"})
+            if rules:
+                prop["quality"] = rules
+            if column.type.upper().startswith("TIMESTAMP") and s.get("max"):
+                age = datetime.now(tz=UTC) - datetime.fromisoformat(str(s["max"]).replace(" ", "T"))
+                latency_hours = max(latency_hours or 0, age.total_seconds() / 3600)
+            properties.append(prop)
+        obj: dict[str, Any] = {"name": dataset.name, "physicalName": dataset.qualified_name, "physicalType": "table",
+                               "logicalType": "object", "properties": properties}
+        if dataset.description:
+            obj["description"] = dataset.description
+        rows = next(iter(stats.values()), {}).get("rows") if stats else None
+        if rows:
+            obj["quality"] = [{"type": "library", "metric": "rowCount", "mustBeGreaterThan": 0,
+                               "dimension": "completeness", "description": f"observed: {rows} rows"}]
+        schema.append(obj)
+    contract: dict[str, Any] = {
+        "apiVersion": "v3.1.0", "kind": "DataContract", "id": f"{product.domain}-{product.id}",
+        "name": product.name, "version": product.version, "status": "draft", "domain": product.domain,
+        "dataProduct": product.id, "schema": schema,
+    }
+    if product.description:
+        contract["description"] = {"purpose": product.description}
+    if team:
+        contract["team"] = {"name": team["name"], "members": [
+            {"username": m["email"] or m["name"], "name": m["name"], "role": m["role"]} for m in team["members"]]}
+    sla = [{"property": s_.kind.value if s_.kind.value != "freshness" else "latency",
+            "value": (int(s_.target.total_seconds() // 3600) if hasattr(s_.target, "total_seconds") else s_.target),
+            "unit": "h" if hasattr(s_.target, "total_seconds") else "ratio"} for s_ in product.slos]
+    if not sla and latency_hours is not None:
+        sla.append({"property": "latency", "value": max(1, int(latency_hours) + 1), "unit": "h",
+                    "description": "observed age of the newest row, rounded up"})
+    if sla:
+        contract["slaProperties"] = sla
+    return contract
+
+
+# --- test ------------------------------------------------------------------------------------------------
+
+
+class RuleResult(BaseModel):
+    object: str
+    property: str | None
+    rule: str
+    status: str  # pass, fail, error, skipped
+    observed: Any = None
+    expected: str | None = None
+    message: str | None = None
+    failing_rows: list[dict[str, Any]] = []
+
+
+class ContractTest(BaseModel):
+    source: str
+    ok: bool
+    counts: dict[str, int]
+    results: list[RuleResult]
+
+
+_BOUNDS = {"mustBe": lambda v, x: v == x, "mustNotBe": lambda v, x: v != x, "mustBeGreaterThan": lambda v, x: v > x,
+           "mustBeGreaterOrEqualTo": lambda v, x: v >= x, "mustBeLessThan": lambda v, x: v < x,
+           "mustBeLessOrEqualTo": lambda v, x: v <= x,
+           "mustBeBetween": lambda v, x: x[0] <= v <= x[1], "mustNotBeBetween": lambda v, x: not x[0] <= v <= x[1]}
+
+
+def _judge(rule: dict, observed: float) -> tuple[bool, str] | None:
+    for key, check in _BOUNDS.items():
+        if key in rule:
+            return check(observed, rule[key]), f"{key} {rule[key]}"
+    return None
+
+
+def test_contract(source: str | Path, workspace: Any, engine: Any = None, sample_rows: int = 3) -> ContractTest:
+    """Run a contract's schema and quality rules on the data; failing rows come with PII masked."""
+    from meshpilot.tools.sql import DuckDBEngine, run_validated, workspace_schema
+
+    data = _load(source).data
+    engine = engine or DuckDBEngine(workspace.warehouse_path)
+    sql_schema = workspace_schema(workspace)
+    results: list[RuleResult] = []
+    for obj in data.get("schema") or []:
+        name = obj.get("physicalName") or obj.get("name")
+        table = ".".join(_quote(p) for p in str(name).split("."))
+        pii = {p["name"] for p in obj.get("properties") or [] if p.get("classification")}
+        try:
+            columns, _ = engine.execute(f"SELECT * FROM {table} LIMIT 0", timeout_s=10)
+        except MeshpilotError as exc:
+            results.append(RuleResult(object=name, property=None, rule="exists", status="error", message=exc.message))
+            continue
+        total = engine.execute(f"SELECT count(*) FROM {table}", 30)[1][0][0]
+
+        probe = _Probe(engine, table, pii, sample_rows)
+
+        for rule in obj.get("quality") or []:
+            results.append(_table_rule(rule, name, table, total, sql_schema, engine, run_validated))
+        for prop in obj.get("properties") or []:
+            column = prop.get("name")
+            if column not in columns:
+                results.append(RuleResult(object=name, property=column, rule="exists", status="fail",
+                                          message=f"column {column} is not in {name}"))
+                continue
+            c = _quote(column)
+            if prop.get("required"):
+                nulls = engine.execute(f"SELECT count(*) FROM {table} WHERE {c} IS NULL", 30)[1][0][0]
+                results.append(RuleResult(object=name, property=column, rule="required", status="pass" if nulls == 0 else "fail",
+                                          observed=nulls, expected="0 nulls",
+                                          failing_rows=probe.sample(f"{c} IS NULL") if nulls else []))
+            for rule in prop.get("quality") or []:
+                results.append(_column_rule(rule, name, table, column, total, probe))
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error", "skipped")}
+    return ContractTest(source=str(source), ok=counts["fail"] == 0 and counts["error"] == 0, counts=counts,
+                        results=results)
+
+
+def _mask(value: Any) -> Any:
+    if value is None:
+        return None
+    text = str(value)
+    return text[:1] + "***" if text else text
+
+
+class _Probe:
+    """Counts and samples the rows of one table that break a rule; PII in samples is masked."""
+
+    def __init__(self, engine: Any, table: str, pii: set[str], sample_rows: int):
+        self.engine, self.table, self.pii, self.sample_rows = engine, table, pii, sample_rows
+
+    def count(self, where: str) -> int:
+        return self.engine.execute(f"SELECT count(*) FROM {self.table} WHERE {where}", 30)[1][0][0]
+
+    def sample(self, where: str) -> list[dict[str, Any]]:
+        cols, rows = self.engine.execute(f"SELECT * FROM {self.table} WHERE {where} LIMIT {self.sample_rows}", 30)
+        return [{c: (_mask(v) if c in self.pii else v) for c, v in zip(cols, row, strict=True)} for row in rows]
+
+
+def _column_rule(rule: dict, name: str, table: str, column: str, total: int, probe: _Probe) -> RuleResult:
+    c = _quote(column)
+    metric = str(rule.get("metric") or rule.get("rule") or rule.get("type"))
+    args = rule.get("arguments") or {}
+    violation = None
+    if metric in ("nullValues", "missingValues", "nullCheck"):
+        violation = f"{c} IS NULL"
+    elif metric == "invalidValues" and args.get("validValues") is not None:
+        values = ", ".join("'" + str(v).replace("'", "''") + "'" for v in args["validValues"] if v is not None)
+        violation = f"{c} IS NOT NULL AND {c}::VARCHAR NOT IN ({values})" if values else None
+    elif metric == "invalidValues" and args.get("pattern"):
+        pattern = str(args["pattern"]).replace("'", "''")
+        violation = f"{c} IS NOT NULL AND NOT regexp_matches({c}::VARCHAR, '{pattern}')"
+    elif metric in ("duplicateValues", "uniqueCheck"):
+        violation = f"{c} IN (SELECT {c} FROM {table} GROUP BY {c} HAVING count(*) > 1)"
+    if violation is None:
+        return RuleResult(object=name, property=column, rule=metric, status="skipped",
+                          message="this rule type is not run by Meshpilot (custom or engine-specific)")
+    count = probe.count(violation)
+    observed = round(100.0 * count / total, 4) if rule.get("unit") == "percent" and total else count
+    passed, expected = _judge(rule, observed) or (observed == 0, "mustBe 0")
+    return RuleResult(object=name, property=column, rule=metric, status="pass" if passed else "fail",
+                      observed=observed, expected=expected, failing_rows=[] if passed else probe.sample(violation))
+
+
+def _table_rule(rule: dict, name: str, table: str, total: int, sql_schema, engine, run_validated) -> RuleResult:
+    metric = rule.get("metric") or rule.get("rule") or rule.get("type")
+    if metric == "rowCount":
+        verdict = _judge(rule, total) or (total > 0, "mustBeGreaterThan 0")
+        return RuleResult(object=name, property=None, rule="rowCount", status="pass" if verdict[0] else "fail",
+                          observed=total, expected=verdict[1])
+    if rule.get("type") == "sql" and rule.get("query"):
+        query = str(rule["query"]).replace("${object}", name).replace("{object}", name)
+        try:
+            result = run_validated(query, sql_schema, engine, "duckdb", 10, 30)
+        except MeshpilotError as exc:
+            return RuleResult(object=name, property=None, rule="sql", status="error",
+                              message=str(exc.problems[0]) if exc.problems else exc.message)
+        observed = result.rows[0][0] if result.rows and result.rows[0] else None
+        verdict = _judge(rule, observed) if observed is not None else None
+        return RuleResult(object=name, property=None, rule="sql", status="pass" if verdict and verdict[0] else "fail",
+                          observed=observed, expected=verdict[1] if verdict else None)
+    return RuleResult(object=name, property=None, rule=str(metric), status="skipped",
+                      message="this rule type is not run by Meshpilot (custom or engine-specific)")
