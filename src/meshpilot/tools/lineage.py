@@ -200,11 +200,11 @@ def _status(change: str | None, seen: dict, node: Any) -> str:
 
 
 def impact(urn: str, column: str | None = None, change: str | None = None, depth: int | None = None,
-           workspace: Any = None) -> LineageResult:
+           workspace: Any = None, graph: LineageGraph | None = None) -> LineageResult:
     """Everything downstream of a dataset or column, classified for a proposed change."""
     if change is not None and change not in CHANGES:
         raise InvalidArgumentError(f"Unknown change '{change}'.", hint=f"Use one of: {', '.join(CHANGES)}.")
-    graph = _graph(workspace)
+    graph = graph or _graph(workspace)
     key, column = graph.resolve(urn, column)
     ref = graph.mesh_ref.get(key)
     starts = [(key, column)] if column else [(key, c) for c in graph.columns.get(ref, [])]
