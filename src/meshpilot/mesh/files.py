@@ -115,6 +115,19 @@ def load_yaml(path: Path, source: str | None = None) -> tuple[LocatedDocument | 
     return parse_yaml(text, source)
 
 
+def json_schema_errors(validator: Any, data: Any) -> list[tuple[tuple, str]]:
+    """(path, message) for each JSON-schema error, naming its most specific cause rather than
+    "is not valid under any of the given schemas"."""
+    found = []
+    for error in validator.iter_errors(data):
+        leaf = error
+        while leaf.context:
+            leaf = max(leaf.context, key=lambda e: (len(e.absolute_path), e.validator == "required"))
+        where = ".".join(map(str, leaf.absolute_path))
+        found.append((tuple(leaf.absolute_path), (f"{where}: " if where else "") + leaf.message[:240]))
+    return sorted(found)
+
+
 def parse_json_line(raw: str, source: str, line: int) -> tuple[LocatedDocument | None, list[Problem]]:
     """One line of a JSON Lines file; every problem in it points at that line."""
     try:

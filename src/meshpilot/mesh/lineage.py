@@ -177,11 +177,7 @@ def _validators() -> dict[str, Any]:
 
 def schema_errors(data: dict[str, Any], kind: str) -> list[tuple[tuple, str]]:
     """(path, message) for each way the event breaks the OpenLineage JSON schema."""
-    found = []
-    for error in _validators()[kind].iter_errors(data):
-        leaf = error
-        while leaf.context:  # the most specific cause, not "not valid under any of the given schemas"
-            leaf = max(leaf.context, key=lambda e: (len(e.absolute_path), e.validator == "required"))
-        where = ".".join(map(str, leaf.absolute_path)) or "event"
-        found.append((tuple(leaf.absolute_path), f"OpenLineage schema: {where}: {leaf.message[:200]}"))
-    return sorted(found)[:5]
+    from meshpilot.mesh.files import json_schema_errors
+
+    return [(path, f"OpenLineage schema: {message if path else 'event: ' + message}")
+            for path, message in json_schema_errors(_validators()[kind], data)][:5]

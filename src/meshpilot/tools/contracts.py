@@ -139,14 +139,7 @@ def lint_contract(source: str | Path) -> LintResult:
 
 
 def _schema_errors(api_version: str, data: dict) -> list[tuple[tuple, str]]:
-    found = []
-    for error in _validator(api_version).iter_errors(_jsonable(data)):
-        leaf = error
-        while leaf.context:  # the most specific cause, not "not valid under any of the given schemas"
-            leaf = max(leaf.context, key=lambda e: (len(e.absolute_path), e.validator == "required"))
-        where = ".".join(map(str, leaf.absolute_path))
-        found.append((tuple(leaf.absolute_path), (f"{where}: " if where else "") + leaf.message[:240]))
-    return sorted(found)
+    return files.json_schema_errors(_validator(api_version), _jsonable(data))
 
 
 def _engine_knows(type_name: str) -> bool:
