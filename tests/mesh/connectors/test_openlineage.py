@@ -102,10 +102,11 @@ def test_events_from_the_official_client_import(empty_workspace: Workspace, tmp_
 ])
 def test_a_malformed_event_rejects_the_file_and_writes_nothing(demo_workspace: Workspace, tmp_path: Path,
                                                                  mutate, expected: str) -> None:
-    good = {"eventType": "COMPLETE", "eventTime": "2024-01-01T00:00:00Z", "producer": "p", "schemaURL": "s",
+    good = {"eventType": "COMPLETE", "eventTime": "2024-01-01T00:00:00Z", "producer": "https://example.com/p",
+            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
             "run": {"runId": str(uuid.uuid4())}, "job": {"namespace": "n", "name": "j"}, "inputs": [],
             "outputs": [{"namespace": "n", "name": "t", "facets": {"columnLineage": {
-                "_producer": "p", "_schemaURL": "https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json",
+                "_producer": "https://example.com/p", "_schemaURL": "https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json",
                 "fields": {"a": {
                 "inputFields": [{"namespace": "n", "name": "s", "field": "a"}]}}}}}]}
     bad = json.loads(json.dumps(good))
