@@ -110,3 +110,39 @@ def test_contract_tests_report_failing_rows_with_pii_masked(demo_workspace: Work
     assert row["email"] is None and row["first_name"].endswith("***") and len(row["first_name"]) == 4
     orders = test_contract(demo_workspace.root / "contracts" / "commerce.orders.odcs.yaml", demo_workspace)
     assert orders.ok and orders.counts["pass"] >= 5
+
+
+def test_diff_covers_every_change_in_datacontract_clis_golden_changelog() -> None:
+    golden = shared(f"{CHANGELOG}/golden_changelog_text.txt").read_text()
+    summary = golden.split("Details")[0]
+    fields = [line.split("│")[2].strip() for line in summary.splitlines()
+              if line.startswith("│") and line.split("│")[1].strip() in ("Added", "Removed", "Updated")]
+    assert len(fields) == 8
+    result = diff_contract(shared(f"{CHANGELOG}/integration/changelog_integration_v1.yaml"),
+                           shared(f"{CHANGELOG}/integration/changelog_integration_v2.yaml"))
+    ours = [c.path for c in result.changes]
+    missing = [f for f in fields if not any(p == f or p.startswith(f + ".") for p in ours)]
+    assert missing == []
+
+
+def test_diff_on_pairs_derived_from_the_odcs_examples(tmp_path: Path) -> None:
+    derived = 0
+    for path in sorted(shared("odcs/docs/examples").rglob("*.y*ml")):
+        contract = yaml.safe_load(path.read_text())
+        objects = [o for o in contract.get("schema") or [] if o.get("properties")]
+        if not objects:
+            continue
+        derived += 1
+        first = objects[0]
+        removed = yaml.safe_load(path.read_text())
+        target = next(o for o in removed["schema"] if o.get("name") == first["name"])
+        gone = target["properties"].pop(0)["name"]
+        target["properties"].append({"name": "added_column", "logicalType": "string"})
+        new = tmp_path / f"{path.stem}.v2.yaml"
+        new.write_text(yaml.safe_dump(removed, sort_keys=False))
+        result = diff_contract(path, new)
+        by_path = {c.path: c.severity for c in result.changes}
+        assert by_path[f"schema.{first['name']}.properties.{gone}"] == "ERROR", path.name
+        assert by_path[f"schema.{first['name']}.properties.added_column"] == "INFO", path.name
+        assert result.breaking
+    assert derived >= 10

@@ -11,7 +11,7 @@ from meshpilot.errors import ImportRejectedError
 from meshpilot.mesh.connectors import openlineage
 from meshpilot.mesh.store import MeshStore
 from meshpilot.mesh.workspace import Workspace
-from tests.conftest import shared
+from tests.conftest import SHARED_DATA, shared
 
 HIVE = "openlineage/integration/hive/hive-openlineage-hook/integrations/container"
 
@@ -23,7 +23,8 @@ def _concrete(event: dict[str, Any]) -> dict[str, Any]:
     event.setdefault("eventTime", "2024-01-01T00:00:00Z")
     event.setdefault("producer", "https://github.com/OpenLineage/OpenLineage/tree/main/integration/hive")
     event.setdefault("schemaURL", "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent")
-    event["run"].setdefault("runId", str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(event["job"]))))
+    event["run"].setdefault("runId", str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(event["job"], sort_keys=True)
+                                                     + event["eventType"])))
     facet_groups = [event["run"].get("facets", {}), event["job"].get("facets", {})]
     facet_groups += [d.get(key, {}) for d in event.get("inputs", []) + event.get("outputs", [])
                      for key in ("facets", "inputFacets", "outputFacets")]
@@ -57,6 +58,37 @@ def test_a_full_example_event_imports_and_reimports_idempotently(empty_workspace
     assert openlineage.import_events(empty_workspace, path)["files_changed"] == []
     with MeshStore.open(empty_workspace) as store:
         assert store.counts()["lineage_events"] == 1
+
+
+def _declared_edges(events: list[dict]) -> set[tuple]:
+    return {(f["name"], f["field"], out["name"], target)
+            for event in events for out in event.get("outputs", [])
+            for target, spec in (out.get("facets", {}).get("columnLineage", {}).get("fields") or {}).items()
+            for f in spec["inputFields"]}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (SHARED_DATA / HIVE).glob("cll*.json"))
+                         if (SHARED_DATA / HIVE).exists() else ["cllCtasWithJoinsComplete.json"])
+def test_every_hive_event_gives_exactly_its_declared_column_edges(empty_workspace: Workspace, tmp_path: Path,
+                                                                   name: str) -> None:
+    event = _concrete(json.loads(shared(f"{HIVE}/{name}").read_text()))
+    openlineage.import_events(empty_workspace, _write(tmp_path, "hive.jsonl", [event]))
+    with MeshStore.open(empty_workspace) as store:
+        stored = set(store.con.execute("""SELECT source_name, source_field, target_name, target_field
+                                          FROM column_edges WHERE target_field IS NOT NULL""").fetchall())
+    assert stored == _declared_edges([event])
+
+
+def test_the_jaffle_shop_events_give_exactly_their_edges(empty_workspace: Workspace, tmp_path: Path) -> None:
+    raw = json.loads(shared("jaffle_shop_dbt_manifest_openlineage/integration/common/tests/dbt/duckdb/result.json")
+                     .read_text())
+    events = [_concrete(e) for e in raw]
+    openlineage.import_events(empty_workspace, _write(tmp_path, "jaffle.jsonl", events))
+    with MeshStore.open(empty_workspace) as store:
+        counts = store.counts()
+    # The dbt integration's events for these models carry schemas but no column lineage and no inputs.
+    assert counts["lineage_events"] == 2
+    assert counts["column_edges"] == len(_declared_edges(events)) == 0 and counts["dataset_edges"] == 0
 
 
 def test_hive_column_lineage_gives_the_declared_column_edges(empty_workspace: Workspace, tmp_path: Path) -> None:
