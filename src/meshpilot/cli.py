@@ -567,13 +567,16 @@ def contracts_draft(
     target: Annotated[str, typer.Argument(help="A product (id, domain/id, mesh://...) or one of its datasets (mesh://d/p/ds).")],
     workspace: WorkspaceOption = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the YAML here (refuses to overwrite).")] = None,
+    model: Annotated[str | None, typer.Option(envvar="MESHPILOT_MODEL", show_envvar=True,
+                                              help="A LiteLLM model to write missing column descriptions.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Draft an ODCS v3.1 contract from the catalog and a profile of the data (PII classified, rules proposed)."""
+    from meshpilot.agents.sql_loop import chat_model
     from meshpilot.mesh import files
     from meshpilot.tools.contracts import draft_contract
 
-    contract = draft_contract(target, Workspace.open(workspace))
+    contract = draft_contract(target, Workspace.open(workspace), model=chat_model(model))
     if json_output:
         _print_json(contract)
         return

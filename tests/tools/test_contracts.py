@@ -146,3 +146,27 @@ def test_diff_on_pairs_derived_from_the_odcs_examples(tmp_path: Path) -> None:
         assert by_path[f"schema.{first['name']}.properties.added_column"] == "INFO", path.name
         assert result.breaking
     assert derived >= 10
+
+
+def test_a_model_writes_descriptions_but_never_adds_or_renames_columns(demo_workspace: Workspace, tmp_path: Path) -> None:
+    import json
+
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    from meshpilot.tools.contracts import draft_contract
+
+    product = demo_workspace.root / "products" / "commerce.returns.yaml"
+    product.write_text(product.read_text().replace("      description: Return reason code.\n", ""))
+    reply = {"reason": "Why the customer sent the order back.", "invented_column": "Should never appear.",
+             "return_id": "Overwriting is not allowed."}
+    model = GenericFakeChatModel(messages=iter([AIMessage(json.dumps(reply))]))
+    contract = draft_contract("returns", demo_workspace, model=model)
+    properties = {p["name"]: p for p in contract["schema"][0]["properties"]}
+    assert properties["reason"]["description"] == "Why the customer sent the order back."
+    assert "invented_column" not in properties
+    assert properties["return_id"]["description"] == "Unique return identifier."
+    assert {"property": "descriptionsBy", "value": "contract_describe@1"} in contract["customProperties"]
+    path = tmp_path / "draft.yaml"
+    path.write_text(yaml.safe_dump(contract, sort_keys=False))
+    assert lint_contract(path).ok

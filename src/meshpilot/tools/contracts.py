@@ -332,7 +332,38 @@ def classify(column: Any, stats: dict[str, Any]) -> str | None:
     return None
 
 
-def draft_contract(target: str, workspace: Any) -> dict[str, Any]:
+def describe_with_model(contract: dict[str, Any], model: Any) -> list[str]:
+    """Fill missing column descriptions through the governed prompt. The model's answer can only set
+    descriptions of columns that exist: unknown names are ignored, so it never adds or renames a column."""
+    from meshpilot.prompts import registry
+
+    prompt = registry.load("contract_describe")
+    ignored: list[str] = []
+    for obj in contract.get("schema") or []:
+        missing = [p for p in obj.get("properties") or [] if not p.get("description")]
+        if not missing:
+            continue
+        lines = "\n".join(f"- {p['name']} ({p.get('physicalType') or p.get('logicalType')}"
+                          + (f", {p['classification']}" if p.get("classification") else "") + ")" for p in missing)
+        reply = model.invoke(prompt.render(table=obj.get("name"), table_description=obj.get("description") or "",
+                                           columns=lines))
+        text = str(getattr(reply, "content", reply))
+        match = re.search(r"\{.*\}", text, re.DOTALL)
+        try:
+            answer = json.loads(match.group(0)) if match else {}
+        except json.JSONDecodeError:
+            answer = {}
+        by_name = {p["name"]: p for p in missing}
+        for name, description in answer.items() if isinstance(answer, dict) else []:
+            if name in by_name and isinstance(description, str) and description.strip():
+                by_name[name]["description"] = description.strip()[:500]
+            else:
+                ignored.append(str(name))
+    contract.setdefault("customProperties", []).append({"property": "descriptionsBy", "value": prompt.ref})
+    return ignored
+
+
+def draft_contract(target: str, workspace: Any, model: Any | None = None) -> dict[str, Any]:
     """An ODCS v3.1.0 contract for a product (id, domain/id or mesh:// ref) or one of its datasets, from the
     catalog (owners, domain, descriptions) and a profile of the data (types, nulls, uniqueness, ranges,
     value sets, PII, freshness)."""
@@ -428,6 +459,8 @@ def draft_contract(target: str, workspace: Any) -> dict[str, Any]:
                     "description": "observed age of the newest row, rounded up"})
     if sla:
         contract["slaProperties"] = sla
+    if model is not None:
+        describe_with_model(contract, model)
     return contract
 
 
