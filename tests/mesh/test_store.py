@@ -76,3 +76,12 @@ def test_large_lineage_tables_load_in_bulk(empty_workspace: Workspace, tmp_path)
         distinct = store.con.execute("SELECT count(*) FROM (SELECT DISTINCT * FROM column_edges)").fetchone()[0]
         assert counts["column_edges"] == distinct
         assert 0.95 * declared <= counts["column_edges"] <= declared  # duplicates within an event collapse
+
+
+def test_runs_have_state_times_and_errors(demo_workspace: Workspace) -> None:
+    with MeshStore.open(demo_workspace) as store:
+        failed = store.con.execute("SELECT job, state, error FROM runs WHERE state = 'FAIL'").fetchall()
+        total = store.con.execute("SELECT count(*), count(*) FILTER (ended_at > started_at) FROM runs").fetchone()
+    assert failed == [("meshpilot-demo/commerce.ingest_returns", "FAIL",
+                       failed[0][2])] and "refund_amount" in failed[0][2]
+    assert total == (70, 70)  # 5 pipelines x 14 days, each with a START and an end

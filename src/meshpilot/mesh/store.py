@@ -24,7 +24,7 @@ from meshpilot.mesh.model import DataProduct, MeshRef
 from meshpilot.mesh.workspace import Mesh, Workspace
 
 INDEX_FILE = "index.duckdb"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _DDL = """
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -51,6 +51,11 @@ CREATE TABLE lineage_events (event_id VARCHAR PRIMARY KEY, kind VARCHAR, event_t
     event_time TIMESTAMPTZ, run_id VARCHAR, job VARCHAR, payload JSON);
 CREATE TABLE dataset_edges (source_namespace VARCHAR, source_name VARCHAR, target_namespace VARCHAR,
     target_name VARCHAR, job VARCHAR);
+CREATE VIEW runs AS
+    SELECT run_id, any_value(job) AS job, min(event_time) AS started_at, max(event_time) AS ended_at,
+           arg_max(event_type, event_time) AS state,
+           max(json_extract_string(payload, '$.run.facets.errorMessage.message')) AS error
+    FROM lineage_events WHERE run_id IS NOT NULL GROUP BY run_id;
 CREATE TABLE column_edges (source_namespace VARCHAR, source_name VARCHAR, source_field VARCHAR,
     target_namespace VARCHAR, target_name VARCHAR, target_field VARCHAR, transformation_type VARCHAR,
     transformation_subtype VARCHAR, description VARCHAR, job VARCHAR);
