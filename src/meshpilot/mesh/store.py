@@ -164,7 +164,7 @@ class MeshStore:
 
     def _neighbours(self, scope: str, ref: str, upstream: bool) -> list[dict[str, Any]]:
         """Datasets one lineage edge away from a product's datasets (scope 'product_ref') or one dataset ('ref')."""
-        assert scope in ("product_ref", "ref")
+        _check_scope(scope)
         mine, other = ("target", "source") if upstream else ("source", "target")
         return self._rows(
             f"""
@@ -182,7 +182,7 @@ class MeshStore:
         )
 
     def _latest_checks(self, scope: str, ref: str) -> list[dict[str, Any]]:
-        assert scope in ("product_ref", "ref")
+        _check_scope(scope)
         return self._rows(
             f"""
             SELECT c.dataset_ref, c.id AS check_id, c.kind, c.column_name, c.severity,
@@ -248,6 +248,12 @@ class MeshStore:
         tables = ["products", "datasets", "columns", "teams", "checks", "check_results", "incidents",
                   "lineage_events", "dataset_edges", "column_edges"]
         return {t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+def _check_scope(scope: str) -> None:
+    # The scope is interpolated into SQL: only these two column names may get there.
+    if scope not in ("product_ref", "ref"):
+        raise ValueError(f"unknown scope {scope!r}")
 
 
 def _stored_fingerprint(path: Path) -> str | None:

@@ -187,8 +187,8 @@ class SparseIndex:
         self.segments, self.offsets = [merged.tocsc()], [0]
         self.df = np.diff(self.segments[0].indptr).astype(np.int64)
 
-    def scores(self, terms: Sequence[str], mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, BM25 scores) of the live documents matching any term, restricted to `mask`."""
+    def scores(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, BM25 scores) of the live documents matching any term."""
         ids = [self.vocab[t] for t in terms if t in self.vocab]
         if not ids:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -218,7 +218,7 @@ class SparseIndex:
         totals = np.zeros(self.size, dtype=np.float32)
         for rows, contributions in zip(rows_parts, score_parts, strict=True):
             totals[rows] += contributions  # a term's postings in a segment hold each row once
-        keep = (totals > 0) & self.live if mask is None else (totals > 0) & self.live & mask
+        keep = (totals > 0) & self.live
         unique = np.flatnonzero(keep)
         return unique, totals[unique]
 
