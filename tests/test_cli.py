@@ -214,3 +214,15 @@ def test_contract_draft_and_test_from_the_command_line(cli, tmp_path: Path) -> N
     assert again.code == 1 and "not overwriting" in again.stderr
     tested = cli("contracts", "test", ws / "contracts" / "customer.customer-profile.odcs.yaml", "-w", ws, "--json")
     assert tested.code == 1 and json.loads(tested.stdout)["counts"]["fail"] == 1
+
+
+def test_the_access_policy_applies_on_the_command_line(cli, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    cli("demo", "-w", ws)
+    refused = cli("sql", "run", "select email from customer.customer_profile", "-w", ws)  # default role: analyst
+    assert refused.code == 1 and "holds personal data" in refused.stderr.replace("\n", " ")
+    allowed = cli("sql", "run", "select email from customer.customer_profile", "-w", ws, "--role", "governance",
+                  "--limit", "1", "--json")
+    assert allowed.code == 0 and json.loads(allowed.stdout)["row_count"] == 1
+    hidden = cli("search", "orders", "-w", ws, "--role", "data-product-owner", "--team", "marketing-analytics", "--json")
+    assert all(h["domain"] == "marketing" for h in json.loads(hidden.stdout)["hits"])

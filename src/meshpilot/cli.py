@@ -55,6 +55,27 @@ WorkspaceOption = Annotated[
                  help="Workspace folder (default: ./meshpilot-workspace)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+RoleOption = Annotated[str | None, typer.Option("--role", envvar="MESHPILOT_ROLE", show_envvar=True,
+                                                help="Act as this role of the workspace's policy.yaml.")]
+TeamOption = Annotated[str | None, typer.Option("--team", envvar="MESHPILOT_TEAM", show_envvar=True,
+                                                help="Your team (for roles limited to their own domains).")]
+
+
+def _guard(ws: Workspace, role: str | None, team: str | None, tool: str) -> Any:
+    """The SQL access guard for a caller, or None when the workspace has no policy or no role is given."""
+    from meshpilot.guardrails.policy import Caller, Policy
+
+    policy = Policy.load(ws)
+    if policy is None:
+        return None
+    role = role or policy.default_role
+    if role is None:
+        raise MeshpilotError("This workspace has an access policy: say which role you act as.",
+                             hint=f"Pass --role (or MESHPILOT_ROLE): {', '.join(sorted(policy.roles))}.")
+    caller = Caller(role=role, team=team)
+    if not policy.may_call(caller, tool):
+        raise MeshpilotError(f"Role '{role}' may not use {tool}.", hint="Ask governance to extend the role.")
+    return policy.sql_guard(caller)
 
 
 def _print_json(data: Any) -> None:
@@ -256,13 +277,18 @@ def search(
     classification: Annotated[str | None, typer.Option(help="Only columns (and their tables) of this class, e.g. EMAIL_ADDRESS.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only products, datasets or columns.")] = None,
     k: Annotated[int, typer.Option("-k", "--limit", help="How many hits.")] = 10,
+    role: RoleOption = None,
+    team: TeamOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Search the catalog: ranked products, datasets and columns, each with its mesh:// citation."""
     from meshpilot.tools.catalog import Catalog
 
-    catalog = Catalog.open(Workspace.open(workspace))
-    result = catalog.search(query, domain=domain, owner=owner, tags=tag, classification=classification, kind=kind, k=k)
+    ws = Workspace.open(workspace)
+    guard = _guard(ws, role, team, "search_catalog")
+    catalog = Catalog.open(ws)
+    result = catalog.search(query, domain=domain, owner=owner, tags=tag, classification=classification, kind=kind, k=k,
+                            visible_domains=guard.domains if guard else None)
     if json_output:
         _print_json(result.model_dump())
         return
@@ -346,12 +372,15 @@ def sql_validate(
     sql: Annotated[str, typer.Argument(help="One SQL query.")],
     workspace: WorkspaceOption = None,
     dialect: DialectOption = "duckdb",
+    role: RoleOption = None,
+    team: TeamOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Check a query: syntax, one read-only statement, no files or URLs, every table and column known."""
     from meshpilot.tools.sql import validate
 
-    result = validate(sql, dialect=dialect, workspace=Workspace.open(workspace))
+    ws = Workspace.open(workspace)
+    result = validate(sql, dialect=dialect, caller=_guard(ws, role, team, "validate_sql"), workspace=ws)
     if json_output:
         _print_json(result.model_dump())
     elif result.ok:
@@ -372,6 +401,8 @@ def sql_run(
     timeout: Annotated[float, typer.Option(help="Stop the query after this many seconds.")] = 10.0,
     engine_url: Annotated[str | None, typer.Option("--engine-url", envvar="MESHPILOT_ENGINE_URL", show_envvar=True,
                                                    help="Run on PostgreSQL (postgresql://...) instead of the warehouse.")] = None,
+    role: RoleOption = None,
+    team: TeamOption = None,
     json_output: JsonOption = False,
     csv_output: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
@@ -379,7 +410,8 @@ def sql_run(
     from meshpilot.tools.sql import engine_for, run_sql
 
     ws = Workspace.open(workspace)
-    result = run_sql(sql, dialect=dialect, limit=limit, timeout_s=timeout, workspace=ws, engine=engine_for(engine_url, ws))
+    result = run_sql(sql, dialect=dialect, limit=limit, timeout_s=timeout, workspace=ws, engine=engine_for(engine_url, ws),
+                     caller=_guard(ws, role, team, "run_sql"))
     if json_output:
         _print_json(result.model_dump())
         return
@@ -410,6 +442,8 @@ def sql_ask(
     timeout: Annotated[float, typer.Option(help="Stop the query after this many seconds.")] = 10.0,
     engine_url: Annotated[str | None, typer.Option("--engine-url", envvar="MESHPILOT_ENGINE_URL",
                                                    help="Run on PostgreSQL instead of the warehouse.")] = None,
+    role: RoleOption = None,
+    team: TeamOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Answer a question with SQL: link the schema, write the query, validate (and repair) it, run it."""
@@ -419,7 +453,8 @@ def sql_ask(
 
     ws = Workspace.open(workspace)
     engine = engine_for(engine_url, ws)
-    loop = SqlLoop(Catalog.open(ws), engine, model=chat_model(model), dialect="duckdb", limit=limit, timeout_s=timeout)
+    loop = SqlLoop(Catalog.open(ws), engine, model=chat_model(model), dialect="duckdb", limit=limit, timeout_s=timeout,
+                   caller=_guard(ws, role, team, "ask_sql"))
     answer = loop.ask(question)
     if json_output:
         _print_json(answer.model_dump())

@@ -50,8 +50,8 @@ class SqlState(TypedDict, total=False):
 
 class SqlLoop:
     def __init__(self, catalog: Catalog, engine: Any, model: Any | None = None, dialect: str = "duckdb",
-                 max_attempts: int = 3, limit: int = 100, timeout_s: float = 10.0):
-        self.catalog, self.engine, self.model = catalog, engine, model
+                 max_attempts: int = 3, limit: int = 100, timeout_s: float = 10.0, caller: Any | None = None):
+        self.catalog, self.engine, self.model, self.caller = catalog, engine, model, caller
         self.dialect, self.max_attempts, self.limit, self.timeout_s = dialect, max_attempts, limit, timeout_s
         self.schema = SqlSchema.from_products(catalog.products.values())
         self.prompt = registry.load("sql_generate")
@@ -102,7 +102,7 @@ class SqlLoop:
         return {"sql": _extract_sql(str(reply.content)), "attempts": attempts, "explanation": "written by the model"}
 
     def _validate(self, state: SqlState) -> SqlState:
-        result = validate_sql(state.get("sql") or "", self.schema, self.dialect)
+        result = validate_sql(state.get("sql") or "", self.schema, self.dialect, self.caller)
         return {"problems": [str(p) for p in result.problems]}
 
     def _after_validation(self, state: SqlState) -> str:
@@ -114,7 +114,8 @@ class SqlLoop:
 
     def _run(self, state: SqlState) -> SqlState:
         try:
-            result = run_validated(state["sql"], self.schema, self.engine, self.dialect, self.limit, self.timeout_s)
+            result = run_validated(state["sql"], self.schema, self.engine, self.dialect, self.limit, self.timeout_s,
+                                   self.caller)
         except MeshpilotError as exc:
             return {"problems": [exc.message, *(str(p) for p in exc.problems)]}
         return {"result": result}

@@ -678,6 +678,22 @@ def incidents() -> list[Incident]:
     ]
 
 
+# Who may see and do what (guardrails/policy.py reads it): analysts see every domain but no raw PII,
+# product owners everything of their own domains, governance everything.
+DEMO_POLICY = {
+    "roles": {
+        "analyst": {"description": "Explores every domain; never reads raw personal data.",
+                    "domains": "*", "pii": "refuse", "tools": "*"},
+        "data-product-owner": {"description": "Full access to the domains their team owns.",
+                               "domains": "own", "pii": "allow", "tools": "*"},
+        "governance": {"description": "Everything, for audits and incidents.", "domains": "*", "pii": "allow",
+                       "tools": "*"},
+    },
+    "default_role": "analyst",
+    "approval": ["run_sql_on_pii", "publish_contract", "post_to_slack"],
+}
+
+
 # --- putting it together ---------------------------------------------------------------------------
 
 
@@ -721,6 +737,7 @@ def _fill(workspace: Workspace, progress: Callable[[str], None]) -> None:
     results = check_history(product_list, workspace.root / "warehouse.duckdb", rng)
     changes["quality/demo-checks.jsonl"] = "".join(
         _json_line(r.model_dump(mode="json", exclude_none=True)) for r in results)
+    changes["policy.yaml"] = files.dump_yaml(DEMO_POLICY)
     for incident in incidents():
         changes[f"incidents/{incident.id}.yaml"] = files.dump_yaml(incident.model_dump(mode="json", exclude_defaults=True))
     progress("index")

@@ -217,7 +217,8 @@ class Catalog:
 
     def search(self, query: str, domain: str | None = None, owner: str | None = None,
                tags: list[str] | None = None, classification: str | None = None, kind: str | None = None,
-               k: int = 10) -> SearchResult:
+               k: int = 10, visible_domains: set[str] | None = None) -> SearchResult:
+        """`visible_domains` (from the access policy) hides everything outside them, before ranking."""
         if not query or not query.strip():
             raise InvalidArgumentError("The search query is empty.", hint='Say what you are looking for, e.g. "customer email".')
         if not self.index.tokenizer(query):
@@ -229,7 +230,13 @@ class Catalog:
                    "kind": kind}
         for key, value in filters.items():
             self._check_filter(key, value)
-        ranked = self.index.score(query, {k_: v for k_, v in filters.items() if v}, limit=k)
+        applied = {k_: v for k_, v in filters.items() if v}
+        if visible_domains is not None:
+            if domain and domain not in visible_domains:
+                raise InvalidArgumentError(f"Your role may not see the domain '{domain}'.",
+                                           hint=f"Visible domains: {', '.join(sorted(visible_domains)) or 'none'}.")
+            applied["domain"] = [domain] if domain else sorted(visible_domains) or ["(none)"]
+        ranked = self.index.score(query, applied, limit=k)
         candidates = [(float(score), kind_, int(row)) for kind_, (rows, scores) in ranked.items()
                       for row, score in zip(rows[:k], scores[:k], strict=True)]
         candidates.sort(key=lambda c: -c[0])

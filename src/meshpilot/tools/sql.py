@@ -87,6 +87,7 @@ class Table:
     columns: dict[str, str]  # lower-cased name -> name as declared
     ref: str | None = None  # the mesh:// dataset reference, for citations
     column_refs: dict[str, str] = field(default_factory=dict)  # lower-cased name -> mesh:// column
+    classifications: dict[str, str] = field(default_factory=dict)  # lower-cased name -> PII type
 
 
 class SqlSchema:
@@ -113,6 +114,7 @@ class SqlSchema:
                     name=dataset.qualified_name, ref=str(ref),
                     columns={c.name.lower(): c.name for c in dataset.columns},
                     column_refs={c.name.lower(): str(ref.with_column(c.name)) for c in dataset.columns},
+                    classifications={c.name.lower(): c.classification for c in dataset.columns if c.classification},
                 ))
         return cls(tables)
 
