@@ -364,6 +364,15 @@ def datasets_show(
 
 # --- sql ---------------------------------------------------------------------------------------------
 
+def _result_table(result: Any, caption: str | None = None) -> Table:
+    table = Table(caption=caption)
+    for column in result.columns:
+        table.add_column(column, overflow="fold")
+    for row in result.rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    return table
+
+
 DialectOption = Annotated[str, typer.Option("--dialect", help="duckdb, postgres, trino, snowflake, bigquery, spark or sqlite.")]
 
 
@@ -422,13 +431,8 @@ def sql_run(
         writer.writerow(result.columns)
         writer.writerows(result.rows)
         return
-    table = Table(caption=f"{result.row_count} row(s){' (truncated)' if result.truncated else ''} in "
-                          f"{result.elapsed_ms:.0f} ms · {result.sql}")
-    for column in result.columns:
-        table.add_column(column, overflow="fold")
-    for row in result.rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    out.print(table)
+    out.print(_result_table(result, caption=f"{result.row_count} row(s){' (truncated)' if result.truncated else ''} "
+                                            f"in {result.elapsed_ms:.0f} ms · {result.sql}"))
     out.print("sources: " + ", ".join(c for c in result.citations if "#" not in c), highlight=False)
 
 
@@ -463,12 +467,7 @@ def sql_ask(
         if answer.sql:
             out.print(f"SQL ({answer.mode}, {answer.attempts} attempt(s)): {answer.sql}", highlight=False, markup=False)
         if answer.result is not None and not (answer.result.row_count == 1 and len(answer.result.columns) == 1):
-            table = Table()
-            for column in answer.result.columns:
-                table.add_column(column, overflow="fold")
-            for row in answer.result.rows:
-                table.add_row(*("" if v is None else str(v) for v in row))
-            out.print(table)
+            out.print(_result_table(answer.result))
         for problem in answer.problems:
             err.print(f"refused: {problem}", highlight=False, markup=False)
         out.print("sources: " + ", ".join(c for c in answer.citations if "#" not in c), highlight=False)

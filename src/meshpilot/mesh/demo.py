@@ -40,6 +40,7 @@ from meshpilot.mesh.model import (
     OutputPort,
     QualityCheck,
     Team,
+    logical_type,
 )
 from meshpilot.mesh.quality import evaluate
 from meshpilot.mesh.workspace import Workspace
@@ -381,14 +382,6 @@ def build_warehouse(path: Path, product_list: list[DataProduct]) -> None:
 
 
 # --- contracts -------------------------------------------------------------------------------------
-
-_LOGICAL_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMPTZ": "timestamp", "BOOLEAN": "boolean",
-                  "INTEGER": "integer", "BIGINT": "integer", "DOUBLE": "number"}
-
-
-def logical_type(physical: str) -> str:
-    return "number" if physical.startswith("DECIMAL") else _LOGICAL_TYPES.get(physical, "string")
-
 
 def _odcs_quality(check: QualityCheck) -> dict[str, Any]:
     base = {"id": check.id, "description": check.description, "severity": check.severity.value}

@@ -194,7 +194,3 @@ def dump_yaml(data: Any) -> str:
 
 def atomic_write_yaml(path: Path, data: Any) -> None:
     atomic_write_text(path, dump_yaml(data))
-
-
-def atomic_write_jsonl(path: Path, records: Iterable[Any]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records))

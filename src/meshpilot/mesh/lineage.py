@@ -166,22 +166,26 @@ def output_schema(dataset: LineageDataset) -> list[dict[str, Any]]:
 
 
 @lru_cache(maxsize=1)
+def _event_schemas() -> dict[str, dict[str, Any]]:
+    """The spec's schema split by event kind, so that errors name the field instead of
+    "not valid under any of the given schemas"."""
+    schema = json.loads(files("meshpilot.mesh").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+    return {kind: {"$ref": f"#/$defs/{name}", "$defs": schema["$defs"]}
+            for kind, name in (("run", "RunEvent"), ("job", "JobEvent"), ("dataset", "DatasetEvent"))}
+
+
+@lru_cache(maxsize=1)
 def _validators() -> dict[str, Any]:
     import jsonschema
 
-    schema = json.loads(files("meshpilot.mesh").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
-    # One validator per event kind: errors then name the field, instead of "not valid under any of the given schemas".
-    return {kind: jsonschema.Draft202012Validator({"$ref": f"#/$defs/{name}", "$defs": schema["$defs"]})
-            for kind, name in (("run", "RunEvent"), ("job", "JobEvent"), ("dataset", "DatasetEvent"))}
+    return {kind: jsonschema.Draft202012Validator(schema) for kind, schema in _event_schemas().items()}
 
 
 @lru_cache(maxsize=1)
 def _compiled() -> dict[str, Any]:
     import fastjsonschema
 
-    schema = json.loads(files("meshpilot.mesh").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
-    return {kind: fastjsonschema.compile({"$ref": f"#/$defs/{name}", "$defs": schema["$defs"]})
-            for kind, name in (("run", "RunEvent"), ("job", "JobEvent"), ("dataset", "DatasetEvent"))}
+    return {kind: fastjsonschema.compile(schema) for kind, schema in _event_schemas().items()}
 
 
 def schema_errors(data: dict[str, Any], kind: str) -> list[tuple[tuple, str]]:

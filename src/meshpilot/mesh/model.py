@@ -349,6 +349,15 @@ class WorkspaceManifest(Strict):
                           "or sentence-transformers[:<model path>]. MESHPILOT_EMBEDDINGS overrides it.")
 
 
+_LOGICAL_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMPTZ": "timestamp", "BOOLEAN": "boolean",
+                  "INTEGER": "integer", "BIGINT": "integer", "DOUBLE": "number"}
+
+
+def logical_type(physical: str) -> str:
+    """The ODCS logicalType of a DuckDB column type."""
+    return "number" if physical.startswith("DECIMAL") else _LOGICAL_TYPES.get(physical, "string")
+
+
 def slugify(text: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.\-]+", "-", text.strip()).strip("-.").lower()
     return slug or "unnamed"

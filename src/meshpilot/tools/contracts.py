@@ -369,8 +369,7 @@ def draft_contract(target: str, workspace: Any, model: Any | None = None) -> dic
     value sets, PII, freshness)."""
     from datetime import UTC, datetime
 
-    from meshpilot.mesh.demo import logical_type
-    from meshpilot.mesh.model import MeshRef
+    from meshpilot.mesh.model import MeshRef, logical_type
     from meshpilot.mesh.store import MeshStore
     from meshpilot.tools.sql import DuckDBEngine
 

@@ -286,13 +286,13 @@ def paths(a: str, b: str, max_paths: int = 20, workspace: Any = None) -> Lineage
     end_key, end_column = graph.resolve(b, None)
     starts = [(start_key, start_column)] if start_column else [(start_key, c) for c in graph.columns.get(
         graph.mesh_ref.get(start_key, ""), [])]
-    found: list[list[str]] = []
+    found: list[list[tuple[str, str, str]]] = []  # each path: hops (from, to, how)
 
     def done(node: Any) -> bool:
         dataset = node[0] if isinstance(node, tuple) else node
         return dataset == end_key and (end_column is None or (isinstance(node, tuple) and node[1] == end_column))
 
-    def visit(node: Any, trail: list[str], on_path: set) -> None:
+    def visit(node: Any, trail: list[tuple[str, str, str]], on_path: set) -> None:
         if len(found) >= max_paths:
             return
         if done(node) and trail:
@@ -303,15 +303,14 @@ def paths(a: str, b: str, max_paths: int = 20, workspace: Any = None) -> Lineage
         for edge in graph.down.get(node, []):
             nxt = edge.target or edge.target_dataset
             if nxt not in on_path:
-                hop = f"{_name(graph, node)} -[{edge.kind} {edge.subtype} by {edge.job}]-> {_name(graph, nxt)}"
+                hop = (_name(graph, node), _name(graph, nxt), f"{edge.kind} {edge.subtype} by {edge.job}")
                 visit(nxt, [*trail, hop], on_path | {nxt})
 
     for start in starts:
         visit(start, [], {start})
-    items = [ImpactItem(ref=f"path {i + 1}", kind="path", status="affected", reason=f"{len(p)} hop(s)", path=p)
-             for i, p in enumerate(found)]
-    lines = ["graph LR"] + [f"  {_id(h.split(' -[')[0])}[\"{h.split(' -[')[0]}\"] --> {_id(h.split(']-> ')[1])}[\"{h.split(']-> ')[1]}\"]"
-                            for p in found for h in p]
+    items = [ImpactItem(ref=f"path {i + 1}", kind="path", status="affected", reason=f"{len(p)} hop(s)",
+                        path=[f"{a} -[{how}]-> {b}" for a, b, how in p]) for i, p in enumerate(found)]
+    lines = ["graph LR"] + [f'  {_id(a)}["{a}"] --> {_id(b)}["{b}"]' for p in found for a, b, _ in p]
     return LineageResult(source=f"{graph.label(start_key, start_column)} -> {graph.label(end_key, end_column)}",
                          items=items, counts={"paths": len(found)}, mermaid="\n".join(dict.fromkeys(lines)),
                          citations=[graph.label(start_key, start_column), graph.label(end_key, end_column)])

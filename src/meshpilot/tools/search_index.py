@@ -6,7 +6,7 @@ over a term-document matrix kept in segments, so changing one product deletes it
 small segment instead of rebuilding everything; document frequencies are kept globally, so scores do
 not depend on how the segments fall. The dense side embeds each dataset and product once per distinct
 text (vectors are cached by content hash: unchanged entries are never re-embedded) into a FAISS
-inner-product index; the two rankings are fused by reciprocal rank fusion.
+inner-product index; a document's cosine similarity (weighted) is added to its BM25 score.
 """
 
 from __future__ import annotations
@@ -278,14 +278,6 @@ def field_runs(tokenizer: Tokenizer, doc: Document) -> tuple[list[tuple[list[str
             tokens = cache.get(text)  # the hot path of a build: most texts recur
             runs.append((tokens if tokens is not None else tokenizer(text), 1.0))
     return name_runs, other_runs
-
-
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> dict[int, float]:
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, row in enumerate(ranking):
-            fused[row] = fused.get(row, 0.0) + 1.0 / (k + rank + 1)
-    return fused
 
 
 # --- the catalog index: three kinds of documents, linked child to parent --------------------------
