@@ -3,8 +3,8 @@
 Documents are products, datasets and columns. Text is split the way schema names are written
 (snake_case, camelCase, digits), stemmed (Snowball) and weighted by field. The sparse side is BM25
 over a term-document matrix kept in segments, so changing one product deletes its rows and appends a
-small segment instead of rebuilding everything; document frequencies are kept globally, so scores do
-not depend on how the segments fall. The dense side embeds each dataset and product once per distinct
+small segment instead of rebuilding everything; document frequencies are kept across segments (a
+deleted row counts until the next merge, as in Lucene). The dense side embeds each dataset and product once per distinct
 text (vectors are cached by content hash: unchanged entries are never re-embedded) into a FAISS
 inner-product index; a document's cosine similarity (weighted) is added to its BM25 score.
 """
