@@ -484,7 +484,7 @@ def sql_transpile(
     """Translate SQL between dialects (sqlglot)."""
     from meshpilot.tools.sql import transpile_sql
 
-    out.print(transpile_sql(sql, to=to, read=dialect), highlight=False, markup=False)
+    out.print(transpile_sql(sql, to=to, read=dialect), highlight=False, markup=False, soft_wrap=True)
 
 
 # --- lineage -----------------------------------------------------------------------------------------
@@ -495,7 +495,7 @@ def _print_lineage(result: Any, json_output: bool, mermaid: bool) -> None:
         _print_json(result.model_dump())
         return
     if mermaid:
-        out.print(result.mermaid, highlight=False, markup=False)
+        out.print(result.mermaid, highlight=False, markup=False, soft_wrap=True)  # raw text: never wrapped
         return
     out.print(f"[bold]{result.source}[/bold]" + (f" · change: {result.change}" if result.change else ""), highlight=False)
     style = {"broken": "red", "at_risk": "yellow", "affected": "cyan", "unaffected": "dim"}
@@ -616,7 +616,7 @@ def contracts_draft(
         return
     text = files.dump_yaml(contract)
     if output is None:
-        out.print(text, highlight=False, markup=False, end="")
+        out.print(text, highlight=False, markup=False, end="", soft_wrap=True)
         return
     if output.exists():
         raise MeshpilotError(f"{output} exists; not overwriting it.", hint="Choose another --output path.")
