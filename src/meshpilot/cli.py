@@ -61,21 +61,60 @@ TeamOption = Annotated[str | None, typer.Option("--team", envvar="MESHPILOT_TEAM
                                                 help="Your team (for roles limited to their own domains).")]
 
 
+# The tool call the running command makes; main() writes it to the audit log when the command ends.
+_call: dict[str, Any] = {}
+
+
 def _guard(ws: Workspace, role: str | None, team: str | None, tool: str) -> Any:
-    """The SQL access guard for a caller, or None when the workspace has no policy or no role is given."""
+    """The SQL access guard for a caller, or None when the workspace has no policy or no role is given.
+    Starts the audit record of this tool call."""
+    import time
+
+    from typer._click.globals import get_current_context  # typer 0.2x vendors click
+
+    from meshpilot.guardrails.audit import AuditRecord
     from meshpilot.guardrails.policy import Caller, Policy
 
+    arguments = {k: v for k, v in get_current_context().params.items()
+                 if k not in ("workspace", "json_output", "role", "team") and v not in (None, [], ())}
     policy = Policy.load(ws)
+    role = role or (policy.default_role if policy else None)
+    record = AuditRecord(tool, {"role": role, "team": team}, arguments)
+    _call.update(root=ws.root, record=record, t0=time.perf_counter())
     if policy is None:
         return None
-    role = role or policy.default_role
     if role is None:
+        record.verdict, record.reason = "refused", "no role given"
         raise MeshpilotError("This workspace has an access policy: say which role you act as.",
                              hint=f"Pass --role (or MESHPILOT_ROLE): {', '.join(sorted(policy.roles))}.")
     caller = Caller(role=role, team=team)
     if not policy.may_call(caller, tool):
+        record.verdict, record.reason = "refused", f"role '{role}' may not use {tool}"
         raise MeshpilotError(f"Role '{role}' may not use {tool}.", hint="Ask governance to extend the role.")
     return policy.sql_guard(caller)
+
+
+def _finish_call(error: BaseException | None) -> None:
+    """Append the audit record of the command's tool call, with its outcome and duration."""
+    import time
+
+    from meshpilot.guardrails.audit import append
+
+    if not _call:
+        return
+    record = _call["record"]
+    record.duration_ms = round((time.perf_counter() - _call["t0"]) * 1000, 2)
+    if error is not None:
+        record.outcome = "refused" if record.verdict == "refused" else "error"
+        record.error = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+        refusals = [str(p) for p in getattr(error, "problems", []) if "may not" in str(p)]
+        if record.verdict == "allowed" and refusals:
+            record.verdict, record.reason, record.outcome = "refused", "; ".join(refusals), "refused"
+    try:
+        append(_call["root"], record)
+    except OSError as exc:  # an unwritable log must not hide the command's own result
+        err.print(f"[yellow]warning:[/yellow] could not write the audit log: {exc}", highlight=False)
+    _call.clear()
 
 
 def _print_json(data: Any) -> None:
@@ -774,12 +813,142 @@ def import_openlineage(
     _report_import(summary, json_output)
 
 
+# --- guardrails --------------------------------------------------------------------------------------
+
+pii_app = typer.Typer(help="Find and anonymise personal data; classify columns.", no_args_is_help=True)
+app.add_typer(pii_app, name="pii")
+injection_app = typer.Typer(help="Detect prompt injection in a text.", no_args_is_help=True)
+app.add_typer(injection_app, name="injection")
+audit_app = typer.Typer(help="Read the audit log of tool calls.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+def _text_argument(text: str) -> str:
+    if text == "-":
+        return sys.stdin.read()
+    return text
+
+
+@pii_app.command("scan")
+def pii_scan(
+    text: Annotated[str, typer.Argument(help="The text to scan, or - to read standard input.")],
+    operator: Annotated[str, typer.Option(help="redact, mask, hash (salted per workspace) or pseudonymize.")] = "redact",
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The PII in a text, and the text anonymised."""
+    from meshpilot.guardrails import pii
+
+    body = _text_argument(text)
+    salt = pii.workspace_salt(Workspace.open(workspace).root) if operator == "hash" else None
+    pseudonymizer = pii.Pseudonymizer() if operator == "pseudonymize" else None
+    anonymized, findings = pii.anonymize(body, operator, salt=salt, pseudonymizer=pseudonymizer)
+    if json_output:
+        _print_json({"findings": [f.as_dict() for f in findings], "anonymized": anonymized})
+        return
+    for f in findings:
+        err.print(f"{f.entity_type:<14} {f.start:>5}-{f.end:<5} score {f.score:.2f}  {f.text!r}", highlight=False,
+                  markup=False)
+    out.print(anonymized, highlight=False, markup=False, soft_wrap=True)
+
+
+@pii_app.command("classify")
+def pii_classify(
+    workspace: WorkspaceOption = None,
+    write: Annotated[bool, typer.Option("--write", help="Store the proposed classifications in the product files.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """The PII type of every column, from its name, description and sampled values."""
+    from meshpilot.guardrails.classify import classify_workspace, write_classifications
+
+    ws = Workspace.open(workspace)
+    proposals = classify_workspace(ws)
+    changed = write_classifications(ws, proposals) if write else []
+    if json_output:
+        _print_json({"columns": [p.as_dict() for p in proposals], "written": changed})
+        return
+    table = Table(title="Column classification")
+    for column in ("dataset", "column", "current", "proposed", "evidence"):
+        table.add_column(column, overflow="fold")
+    for p in proposals:
+        if p.proposed or p.current:
+            mark = "[bold]" if p.changed else ""
+            table.add_row(p.dataset, p.column, p.current or "", f"{mark}{p.proposed or ''}", p.evidence)
+    out.print(table)
+    pending = sum(p.changed for p in proposals)
+    if write:
+        err.print(f"Wrote {len(changed)} file(s): {', '.join(changed) or 'nothing changed'}.", highlight=False)
+    elif pending:
+        err.print(f"{pending} column(s) would change; run again with --write to store them.", highlight=False)
+
+
+@injection_app.command("scan")
+def injection_scan(
+    text: Annotated[str, typer.Argument(help="The text to scan, or - to read standard input.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Score a text for prompt injection; exits 2 when it is one (so it can gate a pipeline)."""
+    from meshpilot.guardrails.injection import scan
+
+    verdict = scan(_text_argument(text))
+    if json_output:
+        _print_json(verdict.as_dict())
+    else:
+        label = "[bold red]injection[/bold red]" if verdict.injection else "[green]clean[/green]"
+        out.print(f"{label} (score {verdict.score:.2f})")
+        for signal in verdict.signals:
+            out.print(f"  {signal}", highlight=False, markup=False)
+    if verdict.injection:
+        raise typer.Exit(2)
+
+
+@audit_app.command("tail")
+def audit_tail(
+    workspace: WorkspaceOption = None,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="How many records.")] = 20,
+    tool: Annotated[str | None, typer.Option(help="Only this tool's calls.")] = None,
+    role: Annotated[str | None, typer.Option(help="Only this role's calls.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The latest tool calls: who, what (PII redacted), the policy verdict, outcome and duration."""
+    from meshpilot.guardrails.audit import tail
+
+    records = tail(Workspace.open(workspace).root, lines, tool=tool, role=role)
+    if json_output:
+        _print_json(records)
+        return
+    if not records:
+        err.print("The audit log is empty" + (" for these filters." if tool or role else "."))
+        return
+    table = Table(title="Audit log")
+    for column in ("time", "caller", "tool", "arguments", "verdict", "outcome", "ms"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        caller = r.get("caller") or {}
+        who = (caller.get("role") or "-") + (f"@{caller['team']}" if caller.get("team") else "")
+        verdict = r.get("verdict", "") + (f": {r['reason']}" if r.get("reason") else "")
+        outcome = r.get("outcome", "") + (f": {r['error']}" if r.get("error") else "")
+        table.add_row(r.get("time", ""), who, r.get("tool", ""), json.dumps(r.get("arguments"), ensure_ascii=False),
+                      verdict, outcome, str(r.get("duration_ms", "")))
+    out.print(table)
+
+
 # --- entry point -------------------------------------------------------------------------------------
 
 
 def main() -> None:
+    error: BaseException | None = None
     try:
         code = app(standalone_mode=False)
+    except BaseException as exc:
+        error = exc
+        code = None
+    finally:
+        _finish_call(error if not isinstance(error, SystemExit) else None)
+    if error is None or isinstance(error, SystemExit):
+        sys.exit(error.code if isinstance(error, SystemExit) else code if isinstance(code, int) else 0)
+    try:
+        raise error
     except MeshpilotError as exc:
         err.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
         for problem in exc.problems:
@@ -802,4 +971,3 @@ def main() -> None:
         err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}", highlight=False)
         err.print("This is a bug in Meshpilot. Run again with MESHPILOT_DEBUG=1 for the traceback, and report it.")
         sys.exit(3)
-    sys.exit(code if isinstance(code, int) else 0)

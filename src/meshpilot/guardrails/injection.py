@@ -3,8 +3,9 @@
 Everything the copilot reads is untrusted: the user's message (direct injection) and what tools return
 (descriptions, contract text, lineage facets, incident text, query results: indirect injection).
 `scan(text)` normalises the text first, so hiding tricks do not hide it:
-- Unicode: NFKC, invisible and bidi-control characters removed, homoglyphs and accented letters
-  transliterated to ASCII (anyascii), l33t digits read as letters;
+- Unicode: NFKC, invisible and bidi-control characters removed, homoglyphs mapped to the Latin letters
+  they imitate (Unicode's confusables data), the rest transliterated to ASCII (anyascii), l33t digits
+  read as letters;
 - encodings: base64, hex, URL-percent and HTML-entity runs are decoded and scanned as well;
 then scores it with weighted rules, in families (overriding instructions, changing the assistant's
 role or rules, jailbreak personas, extracting the system prompt or secrets, fake conversation
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import html
 import re
 import secrets
@@ -29,6 +31,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from anyascii import anyascii
+from confusable_homoglyphs import confusables
 
 THRESHOLD = 0.8
 
@@ -51,7 +54,8 @@ RULES: list[tuple[str, float, re.Pattern[str]]] = [
     ("role", 1.0, re.compile(r"\b(?:developer|god|admin|debug|sudo|root|maintenance|unrestricted|jailbreak|dan|evil|opposite|chaos|unfiltered)\s+mode\b", _F)),
     ("role", 1.0, re.compile(r"\bdo anything now\b|\bjailbr(?:eak|oken)\b|\[?🔓|\bdan\b\s*(?:mode|prompt|\d)|\b(?:as|be|called|named)\s+dan\b", _F)),
     ("role", 1.0, re.compile(r"\b(?:without|free of|free from|no|not bound by|break free of|beyond|ignoring|ignore|bypass|override|escaped?)\s+(?:any\s+|all\s+|the\s+|your\s+|its\s+|typical\s+|usual\s+|normal\s+)*(?:moral|ethical|ethics|morals|content|safety|openai|ai|legal)\s+(?:restrictions|limitations|filters?|filtering|censorship|guidelines|policies|policy|rules|boundaries|constraints|confines|safeguards|guardrails)\b", _F)),
-    ("role", 0.6, re.compile(r"\b(?:from now on|for the rest of this conversation|starting now|henceforth|from this point)\b", _F)),
+    ("role", 0.7, re.compile(r"\b(?:from now on|for the rest of this conversation|starting now|henceforth|from this point)\b", _F)),
+    ("role", 0.6, re.compile(r"\b(?:enable|enabled|enter|entering|activate|activated|stay in|switch to|turn on|simulate)\s+(?:the\s+)?[\w-]+\s+mode\b", _F)),
     ("role", 0.5, re.compile(r"\b(?:stay in character|break character|remain in character|never refuse|always comply|must comply|cannot refuse|can't refuse|do not refuse|don't refuse|never decline|answer (?:every|any) question)\b", _F)),
     ("role", 0.5, re.compile(r"\b(?:pretend|imagine|hypothetical(?:ly)?|let's play a game|roleplay|role-play|fictional (?:world|scenario|ai))\b", _F)),
     ("role", 0.5, re.compile(r"\b(?:two|2|both)\s+(?:different\s+|separate\s+)*(?:responses|answers|ways|personalities|outputs)\b", _F)),
@@ -107,8 +111,24 @@ def normalize(text: str) -> str:
     """The text as a reader sees it: invisible characters gone, look-alike letters made ASCII."""
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
-    # Tag characters (U+E0020..E007E) spell ASCII invisibly; they were removed above. Transliterate the rest.
-    return anyascii(text) if not text.isascii() else text
+    if text.isascii():
+        return text
+    # Look-alikes first (Cyrillic р reads as Latin p, not as its transliteration r), then transliterate the rest.
+    text = "".join(_latin_lookalike(c) if ord(c) > 127 else c for c in text)
+    return anyascii(text)
+
+
+@functools.cache
+def _latin_lookalike(char: str) -> str:
+    """The Latin letter a character is confusable with (Unicode's confusables data), or the character."""
+    if not char.isalpha():
+        return char
+    found = confusables.is_confusable(char, preferred_aliases=["latin"], greedy=True) or []
+    for entry in found:
+        for glyph in entry.get("homoglyphs", []):
+            if glyph["c"].isascii() and glyph["c"].isalpha():
+                return glyph["c"]
+    return char
 
 
 def _decoded_parts(text: str) -> list[tuple[str, str]]:

@@ -180,6 +180,8 @@ def _recognizers(nlp_engine):
             digits = re.sub(r"\D", "", pattern_text.split("x")[0].split("ext")[0])
             if not 7 <= len(digits) <= 15:
                 return False
+            if re.fullmatch(r"\d{3}-\d{2}-\d{4}", pattern_text.strip()):
+                return False  # the shape of a US SSN; the SSN recognizer judges it
             # ISO dates, times and version-like strings are not phone numbers.
             if re.match(r"(19|20)\d\d[-./]\d\d?[-./]\d\d?|\d\d?[-./]\d\d?[-./](19|20)\d\d\b", pattern_text.strip()):
                 return False
@@ -192,7 +194,10 @@ def _recognizers(nlp_engine):
             month = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
             super().__init__(
                 supported_entity="DATE_OF_BIRTH",
-                patterns=[Pattern("numeric date", r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b", 0.05),
+                patterns=[Pattern("after a birth label", r"(?i)(?<=\b(?:born(?: on)?|birth ?(?:day|date)?(?: is)?|date of birth|dob|"
+                                  r"d\.o\.b\.?)\s*[:,]?\s*)(?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2}\s+" + month
+                                  + r",?\s+\d{4}|" + month + r"\s+\d{1,2},?\s+\d{4})\b", 0.7),
+                          Pattern("numeric date", r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b", 0.05),
                           Pattern("written date", rf"(?i)\b(?:\d{{1,2}}\s+{month},?\s+\d{{4}}|{month}\s+\d{{1,2}},?\s+\d{{4}})\b",
                                   0.05)],
                 context=["born", "birth", "birthday", "dob", "d.o.b", "birthdate"])

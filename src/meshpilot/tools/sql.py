@@ -234,6 +234,24 @@ class _Validator:
                 continue
             handled.add(id(column))
             self._resolve_column(column, scope, sources, select_aliases)
+        if self.caller is not None:
+            self._check_stars(scope, sources)
+
+    def _check_stars(self, scope: Scope, sources: dict[str, Any]) -> None:
+        """`*` and `t.*` read every column of their tables: the policy checks each of them."""
+        for projection in getattr(scope.expression, "expressions", []):
+            if isinstance(projection, exp.Star):
+                targets = list(sources.values())
+            elif isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
+                targets = [sources.get(projection.table.lower())]
+            else:
+                continue
+            for source in targets:
+                if isinstance(source, Table):
+                    for name in source.columns:
+                        reason = self.caller.check_column(source, source.columns[name])
+                        if reason:
+                            self.problem("policy", reason + " (selected by *)", projection)
 
     def _sources(self, scope: Scope, ctes: set[str]) -> dict[str, Any]:
         """alias -> Table (catalog), a set of column names (derived), or None (columns unknown)."""

