@@ -13,7 +13,7 @@ setup:
 
 run: setup
 	$(UV) run meshpilot demo --force --workspace $(WORKSPACE)
-	$(UV) run meshpilot products show customer-lifetime-value --workspace $(WORKSPACE)
+	$(UV) run meshpilot chat "who owns the customer lifetime value product and what feeds it?" --workspace $(WORKSPACE)
 
 test: setup
 	$(UV) run pytest

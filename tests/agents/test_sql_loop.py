@@ -35,7 +35,7 @@ def test_a_wrong_column_is_repaired_from_the_validators_words(loop_for) -> None:
         AIMessage("SELECT count(*) FROM customer.customer_profile WHERE email IS NULL;"),
     ]), prompts=[])
     answer = loop_for(model).ask("how many customers have no email address?")
-    assert answer.attempts == 2 and answer.mode == "model" and answer.prompt == "sql_generate@1"
+    assert answer.attempts == 2 and answer.mode == "model" and answer.prompt == "sql_generate@1.0.0"
     assert answer.result.rows == [[60]] and answer.answer.startswith("60")
     assert "did you mean email" in model.prompts[1] and "emial" in model.prompts[1]
     assert "customer.customer_profile(customer_id VARCHAR" in model.prompts[0]

@@ -166,7 +166,7 @@ def test_a_model_writes_descriptions_but_never_adds_or_renames_columns(demo_work
     assert properties["reason"]["description"] == "Why the customer sent the order back."
     assert "invented_column" not in properties
     assert properties["return_id"]["description"] == "Unique return identifier."
-    assert {"property": "descriptionsBy", "value": "contract_describe@1"} in contract["customProperties"]
+    assert {"property": "descriptionsBy", "value": "contract_describe@1.0.0"} in contract["customProperties"]
     path = tmp_path / "draft.yaml"
     path.write_text(yaml.safe_dump(contract, sort_keys=False))
     assert lint_contract(path).ok

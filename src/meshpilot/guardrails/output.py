@@ -19,6 +19,9 @@ from urllib.parse import urlparse
 from meshpilot.guardrails import pii
 
 DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1")
+# LOCATION is not redacted from answers: product, table and team names read like places to a NER model.
+REDACTED_ENTITIES = tuple(e for e in pii.ENTITIES if e != "LOCATION")
+REDACTION_THRESHOLD = 0.7
 MAX_CHARS = 20_000
 
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -89,9 +92,12 @@ def guard_output(text: str, *, may_read_pii: bool, allowed_hosts: tuple[str, ...
         if pseudonymizer is not None:
             text = pseudonymizer.restore(text)
     else:
-        # Placeholders stay placeholders for a caller who may not see the values; the rest is redacted.
-        redacted, findings = pii.anonymize(text, "redact")
+        # Redaction is irreversible, so it takes confident findings only; placeholders of values read from
+        # the data stay placeholders, those of public values (the user's own words, owners' contacts) return.
+        findings = pii.analyze(text, REDACTED_ENTITIES, threshold=REDACTION_THRESHOLD)
         if findings:
-            text = redacted
+            text, _ = pii.anonymize(text, "redact", findings=findings)
             actions.append("PII redacted: " + ", ".join(sorted({f.entity_type for f in findings})))
+        if pseudonymizer is not None:
+            text = pseudonymizer.restore(text, public_only=True)
     return GuardedOutput(text, actions)

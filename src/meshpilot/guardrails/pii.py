@@ -412,6 +412,9 @@ def analyzer():
     return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
 
 
+_PROTECTED = re.compile(r"mesh://[^\s)\]>,;'\"`]+|<[A-Z_]+(?:_\d+|:[0-9a-f]+)?>")
+
+
 def analyze(text: str, entities: Sequence[str] | None = None, threshold: float = 0.35) -> list[Finding]:
     """PII findings in `text`, overlaps resolved: the higher score wins, then the longer span."""
     if not text or not text.strip():
@@ -421,9 +424,13 @@ def analyze(text: str, entities: Sequence[str] | None = None, threshold: float =
         raise InvalidArgumentError(f"Unknown PII entity type(s): {', '.join(unknown)}.",
                                    hint=f"Known: {', '.join(ENTITIES)}.")
     results = analyzer().analyze(text, language="en", entities=list(entities or ENTITIES), score_threshold=threshold)
+    # mesh:// references and our own placeholders are never personal data, whatever a recognizer thinks.
+    protected = [m.span() for m in _PROTECTED.finditer(text)]
     chosen: list[Finding] = []
     for r in sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start)):
         if any(r.start < c.end and c.start < r.end for c in chosen):
+            continue
+        if any(r.start < end and start < r.end for start, end in protected):
             continue
         chosen.append(Finding(r.entity_type, r.start, r.end, r.score, text[r.start:r.end]))
     return sorted(chosen, key=lambda f: f.start)
@@ -459,21 +466,36 @@ class Pseudonymizer:
     <EMAIL_ADDRESS_1>; the map stays on the server (in the conversation's checkpoint), never in a prompt."""
 
     mapping: dict[str, str] = field(default_factory=dict)  # placeholder -> value
+    # Placeholders anyone in the conversation may see again: values the user typed, and catalog metadata
+    # such as owners' contacts. Values read from the data are restored only for callers who may read PII.
+    public: set[str] = field(default_factory=set)
+    origin_public: bool = False  # whether placeholders made now are public
 
     def placeholder(self, entity_type: str, value: str) -> str:
         for key, known in self.mapping.items():
             if known == value and key.startswith(f"<{entity_type}_"):
+                if self.origin_public:
+                    self.public.add(key)
                 return key
         count = sum(key.startswith(f"<{entity_type}_") for key in self.mapping) + 1
         key = f"<{entity_type}_{count}>"
         self.mapping[key] = value
+        if self.origin_public:
+            self.public.add(key)
         return key
 
-    def restore(self, text: str) -> str:
-        """Put the real values back (for the user who may see them)."""
+    def restore(self, text: str, public_only: bool = False) -> str:
+        """Put the real values back: all of them (for a caller who may read PII), or only the public ones."""
         if not self.mapping:
             return text
-        return re.sub(r"<[A-Z_]+_\d+>", lambda m: self.mapping.get(m.group(0), m.group(0)), text)
+
+        def value(match: re.Match) -> str:
+            key = match.group(0)
+            if public_only and key not in self.public:
+                return key
+            return self.mapping.get(key, key)
+
+        return re.sub(r"<[A-Z_]+_\d+>", value, text)
 
 
 def anonymize(text: str, operator: str = "redact", *, findings: Iterable[Finding] | None = None,

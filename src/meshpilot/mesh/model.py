@@ -347,6 +347,11 @@ class WorkspaceManifest(Strict):
     embeddings: str | None = Field(
         None, description="Dense retrieval for catalog search: none (default), hashing, litellm:<model>, "
                           "or sentence-transformers[:<model path>]. MESHPILOT_EMBEDDINGS overrides it.")
+    model: dict[str, Any] | None = Field(
+        None, description="The copilot's model: {name: <litellm model>, timeout, retries, max_tokens, temperature, "
+                          "...LiteLLM options}. MESHPILOT_MODEL overrides the name; none means the offline model.")
+    allowed_link_hosts: list[str] = Field(
+        [], description="Hosts answers may link to or load images from; links elsewhere are removed.")
 
 
 _LOGICAL_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMPTZ": "timestamp", "BOOLEAN": "boolean",

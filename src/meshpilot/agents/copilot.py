@@ -1,0 +1,396 @@
+"""The copilot: a LangGraph StateGraph over the shared tools.
+
+    START -> input_guard -> agent <-> tools -> output_guard -> END
+                  \\______________________________/  (a blocked input goes straight to the output guard)
+
+- input_guard: size cap, prompt-injection scan of the user's message, and pseudonymisation of the
+  personal data in it (the model sees <EMAIL_ADDRESS_1>; the map stays in the checkpoint).
+- agent: the model (a LiteLLM model, or the offline model) with the tools the caller's role may use,
+  and the governed system prompt with a canary.
+- tools: for each tool call: the role's tools, a per-turn tool-call budget, human approval (a LangGraph
+  `interrupt`) for the actions the policy lists, placeholders turned back into values for the tool,
+  the audit record, and the result pseudonymised and fenced as data for the model.
+- output_guard: PII redaction or restoration by role, link/image allow-list, canary, size cap.
+
+Conversations are checkpointed (SQLite in the workspace by default, PostgreSQL optional), so a thread
+survives restarts and an interrupted turn resumes with approve/deny.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
+from pydantic import ValidationError
+
+from meshpilot.agents.llm import ModelConfig, Usage, litellm_model
+from meshpilot.agents.state import CopilotState
+from meshpilot.agents.tools import TOOLS, ToolContext, pii_columns_touched
+from meshpilot.errors import InvalidArgumentError, MeshpilotError
+from meshpilot.guardrails import audit, pii
+from meshpilot.guardrails.injection import fence, scan
+from meshpilot.guardrails.output import DEFAULT_ALLOWED_HOSTS, guard_output, new_canary
+from meshpilot.guardrails.policy import Caller
+from meshpilot.mesh.workspace import Workspace
+from meshpilot.prompts import registry
+
+MAX_INPUT_CHARS = 8_000
+MAX_TOOL_CALLS = 8
+# What goes to a model is pseudonymised for these entities. LOCATION is left out: table and product
+# names read like places to a NER model, and a place alone rarely identifies a person.
+MODEL_PII = tuple(e for e in pii.ENTITIES if e != "LOCATION")
+CHECKPOINT_URL_ENV = "MESHPILOT_CHECKPOINT_URL"
+# Tools whose results hold rows of data; the others return catalog metadata (names, owners, contacts).
+DATA_TOOLS = {"run_sql", "ask_sql", "contract_test", "contract_draft"}
+
+
+def _pseudonymizer(state: CopilotState) -> pii.Pseudonymizer:
+    return pii.Pseudonymizer(dict(state.get("pseudonyms") or {}), set(state.get("public_pseudonyms") or []))
+
+
+@dataclass
+class Answer:
+    thread_id: str
+    text: str
+    citations: list[str] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    interrupt: dict[str, Any] | None = None
+    blocked: str | None = None
+    guard: list[str] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+class Copilot:
+    def __init__(self, workspace: Workspace, caller: Caller | None = None, model: Any | None = None,
+                 checkpointer: Any | None = None, max_tool_calls: int = MAX_TOOL_CALLS, model_name: str | None = None):
+        """`model`: a chat model to use as is; otherwise `model_name` (a LiteLLM name), MESHPILOT_MODEL or the
+        workspace's configuration picks one, and with none configured the offline model runs."""
+        self.workspace = workspace
+        self.context = ToolContext(workspace, caller)
+        policy = self.context.policy
+        if policy is not None and caller is None:
+            if not policy.default_role:
+                raise InvalidArgumentError("This workspace has an access policy: say which role you act as.",
+                                           hint=f"Pass --role (or MESHPILOT_ROLE): {', '.join(sorted(policy.roles))}.")
+            caller = Caller(role=policy.default_role)
+            self.context = ToolContext(workspace, caller)
+        self.caller = caller
+        if policy is not None:
+            policy.role(caller)  # an unknown role fails now, with the list of roles
+        self.may_read_pii = policy is None or policy.may_read_pii(caller)
+        self.model_name = model_name
+        self.model = model if model is not None else self._configured_model(model_name)
+        self.context.model = None if getattr(self.model, "_llm_type", "") == "meshpilot-offline" else self.model
+        self.tools = [t for t in TOOLS.values() if policy is None or policy.may_call(caller, t.name)]
+        self.max_tool_calls = max_tool_calls
+        manifest = workspace.load_manifest()
+        self.allowed_hosts = DEFAULT_ALLOWED_HOSTS + tuple(manifest.allowed_link_hosts)
+        self.system_prompt = registry.load("copilot_system")
+        self.graph = self._build().compile(checkpointer=checkpointer or default_checkpointer(workspace))
+
+    def _configured_model(self, name: str | None) -> Any:
+        config = ModelConfig.from_env(self.workspace.load_manifest().model, name=name)
+        if config is None:
+            from meshpilot.agents.offline import OfflineChatModel
+
+            return OfflineChatModel(workspace_root=str(self.workspace.root))
+        self.model_name = config.name
+        return litellm_model(config)
+
+    # --- the graph --------------------------------------------------------------------------------------
+
+    def _build(self) -> StateGraph:
+        graph = StateGraph(CopilotState)
+        graph.add_node("input_guard", self._input_guard)
+        graph.add_node("agent", self._agent)
+        graph.add_node("tools", self._tools)
+        graph.add_node("output_guard", self._output_guard)
+        graph.add_edge(START, "input_guard")
+        graph.add_conditional_edges("input_guard", lambda s: "output_guard" if s.get("blocked") else "agent")
+        graph.add_conditional_edges("agent", self._after_agent)
+        graph.add_edge("tools", "agent")
+        graph.add_edge("output_guard", END)
+        return graph
+
+    def _input_guard(self, state: CopilotState) -> dict[str, Any]:
+        message = state["messages"][-1]
+        text = message.content if isinstance(message.content, str) else json.dumps(message.content)
+        update: dict[str, Any] = {"turn_tool_calls": 0, "blocked": None, "guard_actions": []}
+        if not state.get("canary"):
+            update["canary"] = new_canary()
+        if len(text) > MAX_INPUT_CHARS:
+            update["blocked"] = f"the message is {len(text)} characters long; the limit is {MAX_INPUT_CHARS}"
+            return update
+        verdict = scan(text)
+        if verdict.injection:
+            update["blocked"] = ("it looks like an attempt to change my instructions ("
+                                 + "; ".join(verdict.signals[:2]) + ")")
+            return update
+        pseudonymizer = _pseudonymizer(state)
+        pseudonymizer.origin_public = True  # the user's own words may be shown back to them
+        masked, findings = pii.anonymize(text, "pseudonymize", pseudonymizer=pseudonymizer, entities=MODEL_PII)
+        if findings:
+            update["messages"] = [HumanMessage(content=masked, id=message.id)]
+            update["pseudonyms"] = pseudonymizer.mapping
+            update["public_pseudonyms"] = sorted(pseudonymizer.public)
+        return update
+
+    def _agent(self, state: CopilotState) -> dict[str, Any]:
+        system = SystemMessage(self.system_prompt.render(
+            mesh_name=self.workspace.load_manifest().name, role=self.caller.role if self.caller else "unrestricted",
+            canary=state.get("canary") or ""))
+        model = self.model
+        if state.get("turn_tool_calls", 0) < self.max_tool_calls and self.tools:
+            model = model.bind_tools([t.as_langchain() for t in self.tools])
+        reply = model.invoke([system, *state["messages"]])
+        if reply.tool_calls and state.get("turn_tool_calls", 0) >= self.max_tool_calls:
+            reply = AIMessage(content=f"I stopped after {self.max_tool_calls} tool calls for this question; "
+                                      "ask a narrower question or continue from what I found.")
+        return {"messages": [reply], "prompts": [self.system_prompt.ref]}
+
+    def _after_agent(self, state: CopilotState) -> str:
+        last = state["messages"][-1]
+        return "tools" if isinstance(last, AIMessage) and last.tool_calls else "output_guard"
+
+    def _tools(self, state: CopilotState, config: RunnableConfig) -> dict[str, Any]:
+        calls = state["messages"][-1].tool_calls
+        pseudonymizer = _pseudonymizer(state)
+        thread = (config or {}).get("configurable", {}).get("thread_id")
+        # Approvals first: an interrupt re-runs this node when resumed, so nothing may have run before it.
+        decisions = {call["id"]: self._approval(call, pseudonymizer) for call in calls}
+        messages, citations, prompts = [], [], []
+        used = state.get("turn_tool_calls", 0)
+        for call in calls:
+            used += 1
+            message, cited, prompt = self._run_tool(call, decisions[call["id"]], pseudonymizer, thread,
+                                                    over_budget=used > self.max_tool_calls)
+            messages.append(message)
+            citations.extend(cited)
+            prompts.extend(prompt)
+        return {"messages": messages, "citations": citations, "prompts": prompts, "turn_tool_calls": used,
+                "pseudonyms": pseudonymizer.mapping, "public_pseudonyms": sorted(pseudonymizer.public)}
+
+    def _approval(self, call: dict[str, Any], pseudonymizer: pii.Pseudonymizer) -> dict[str, Any] | None:
+        """Ask a human when the policy says this action needs approval; None when it does not."""
+        policy = self.context.policy
+        if policy is None or not policy.approval:
+            return None
+        action, reason = None, None
+        if call["name"] in policy.approval:
+            action, reason = call["name"], f"{call['name']} is an action the policy reserves for approval"
+        elif call["name"] == "run_sql" and "run_sql_on_pii" in policy.approval:
+            sql = pseudonymizer.restore(str(call["args"].get("sql", "")))
+            touched = pii_columns_touched(self.context, sql, call["args"].get("dialect", "duckdb"))
+            if touched and self.may_read_pii:
+                action, reason = "run_sql_on_pii", "the query reads personal data: " + ", ".join(touched)
+        if action is None:
+            return None
+        decision = interrupt({"action": action, "tool": call["name"], "args": call["args"], "reason": reason})
+        approved = decision.get("approved") if isinstance(decision, dict) else bool(decision)
+        return {"action": action, "approved": bool(approved),
+                "by": decision.get("by") if isinstance(decision, dict) else None}
+
+    def _run_tool(self, call: dict[str, Any], decision: dict[str, Any] | None, pseudonymizer: pii.Pseudonymizer,
+                  thread: str | None, over_budget: bool) -> tuple[ToolMessage, list[str], list[str]]:
+        name = call["name"]
+        spec = TOOLS.get(name)
+        args = _restore(call.get("args") or {}, pseudonymizer)
+        caller = {"role": self.caller.role if self.caller else None, "team": self.caller.team if self.caller else None}
+
+        def error(text: str, verdict: str = "allowed", reason: str | None = None) -> tuple[ToolMessage, list, list]:
+            record = audit.AuditRecord(name, caller, args, verdict=verdict, reason=reason, outcome="refused"
+                                       if verdict != "allowed" else "error", error=text, channel="agent",
+                                       conversation=thread)
+            audit.append(self.workspace.root, record)
+            return ToolMessage(content=text, tool_call_id=call["id"], name=name, status="error"), [], []
+
+        if spec is None or spec not in self.tools:
+            if spec is None:
+                return error(f"There is no tool '{name}'. Tools: {', '.join(t.name for t in self.tools)}.")
+            return error(f"Role '{self.caller.role}' may not use {name}.", "refused", f"role may not use {name}")
+        if over_budget:
+            return error(f"Tool-call budget of {self.max_tool_calls} for this question is spent.", "refused", "budget")
+        if decision is not None and not decision["approved"]:
+            return error(f"The user denied {decision['action']}; do not retry it.", "denied",
+                         f"{decision['action']} denied" + (f" by {decision['by']}" if decision.get("by") else ""))
+        try:
+            parsed = spec.args.model_validate(args)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            return error(f"Invalid arguments for {name}: {problems}.")
+        prompts = [spec.prompt_ref]
+        started = time.perf_counter()
+        record = audit.AuditRecord(name, caller, args, channel="agent", conversation=thread, prompts=prompts,
+                                   verdict="approved" if decision else "allowed",
+                                   reason=f"{decision['action']} approved" if decision else None)
+        try:
+            result = spec.run(self.context, parsed)
+        except MeshpilotError as exc:
+            record.outcome, record.error = "error", exc.message
+            refused = [str(p) for p in exc.problems if "may not" in str(p)] or (
+                [exc.message] if "may not" in exc.message else [])
+            if refused:
+                record.verdict, record.outcome, record.reason = "refused", "refused", "; ".join(refused)
+            detail = exc.message + ("\n" + "\n".join(map(str, exc.problems)) if exc.problems else "") + (
+                f"\n{exc.hint}" if exc.hint else "")
+            return self._finish(record, started, ToolMessage(content=detail, tool_call_id=call["id"], name=name,
+                                                             status="error"), [], prompts)
+        except Exception as exc:  # a bug in a tool must not kill the conversation
+            record.outcome, record.error = "error", f"{type(exc).__name__}: {exc}"
+            return self._finish(record, started, ToolMessage(content=f"{name} failed: {type(exc).__name__}: {exc}",
+                                                             tool_call_id=call["id"], name=name, status="error"), [], prompts)
+        citations = [c for c in result.get("citations", []) if isinstance(c, str)]
+        pseudonymizer.origin_public = name not in DATA_TOOLS
+        masked = json.dumps(_pseudonymize_values(json.loads(json.dumps(result, default=str)), pseudonymizer),
+                            ensure_ascii=False)
+        message = ToolMessage(content=fence(f"{name} result", masked), tool_call_id=call["id"], name=name,
+                              artifact=result)
+        return self._finish(record, started, message, citations, prompts)
+
+    def _finish(self, record: audit.AuditRecord, started: float, message: ToolMessage, citations: list[str],
+                prompts: list[str]) -> tuple[ToolMessage, list[str], list[str]]:
+        record.duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        audit.append(self.workspace.root, record)
+        return message, citations, prompts
+
+    def _output_guard(self, state: CopilotState) -> dict[str, Any]:
+        if state.get("blocked"):
+            text = f"I did not act on that message: {state['blocked']}."
+            guarded = guard_output(text, may_read_pii=self.may_read_pii, allowed_hosts=self.allowed_hosts)
+            return {"messages": [AIMessage(content=guarded.text)], "guard_actions": ["input blocked"]}
+        last = state["messages"][-1]
+        text = last.content if isinstance(last.content, str) else json.dumps(last.content)
+        guarded = guard_output(text, may_read_pii=self.may_read_pii, allowed_hosts=self.allowed_hosts,
+                               canary=state.get("canary"), pseudonymizer=_pseudonymizer(state))
+        return {"messages": [AIMessage(content=guarded.text, id=last.id)], "guard_actions": guarded.actions}
+
+    # --- running ----------------------------------------------------------------------------------------
+
+    def ask(self, text: str, thread_id: str | None = None) -> Answer:
+        """One turn; returns the answer, or the pending approval when the turn is interrupted."""
+        events = list(self.stream(text, thread_id))
+        return events[-1]["answer"]
+
+    def resume(self, thread_id: str, approved: bool, by: str | None = None) -> Answer:
+        events = list(self.stream(None, thread_id, resume={"approved": approved, "by": by}))
+        return events[-1]["answer"]
+
+    def stream(self, text: str | None, thread_id: str | None = None, resume: dict[str, Any] | None = None
+               ) -> Iterator[dict[str, Any]]:
+        """Events: tool_call, tool_result, token (guarded, line by line), then one final answer event."""
+        thread_id = thread_id or uuid.uuid4().hex
+        if text is None and resume is None:
+            raise InvalidArgumentError("Say something, or resume a pending approval.")
+        if text is not None and not text.strip():
+            raise InvalidArgumentError("The message is empty.", hint="Ask about the mesh, or type 'help'.")
+        config = {"configurable": {"thread_id": thread_id}, "callbacks": [usage := Usage(self.model_name)]}
+        before = self.graph.get_state(config)
+        if resume is not None and not before.interrupts:
+            raise InvalidArgumentError(f"Nothing is waiting for approval in conversation {thread_id}.")
+        if text is not None and before.interrupts:
+            raise InvalidArgumentError(f"Conversation {thread_id} is waiting for an approval.",
+                                       hint="Approve or deny it first (answer y/n, or `meshpilot chat --approve/--deny`).")
+        start = len(before.values.get("messages", [])) if before.values else 0
+        payload: Any = Command(resume=resume) if resume is not None else {"messages": [HumanMessage(text)]}
+        line = ""
+        pseudonyms = _pseudonymizer(before.values or {})
+        for mode, chunk in self.graph.stream(payload, config, stream_mode=["updates", "messages"]):
+            if mode == "messages":
+                message, meta = chunk
+                if meta.get("langgraph_node") == "agent" and isinstance(message.content, str) and message.content:
+                    line += message.content
+                    while "\n" in line:
+                        head, line = line.split("\n", 1)
+                        yield {"type": "token", "text": self._guard_line(head + "\n", pseudonyms)}
+                continue
+            for node, update in chunk.items():
+                if node == "agent" and update:
+                    for call in update["messages"][-1].tool_calls:
+                        yield {"type": "tool_call", "name": call["name"], "args": call["args"]}
+                if node == "tools" and update:
+                    for message in update["messages"]:
+                        yield {"type": "tool_result", "name": message.name, "status": message.status}
+        state = self.graph.get_state(config)
+        values = state.values
+        new = values.get("messages", [])[start:]
+        tool_calls = [{"name": c["name"], "args": c["args"]} for m in new if isinstance(m, AIMessage) for c in m.tool_calls]
+        if state.interrupts:
+            pending = state.interrupts[0].value
+            answer = Answer(thread_id, f"Approval needed: {pending['reason']}.", interrupt=pending,
+                            tool_calls=tool_calls, usage=usage.as_dict())
+        else:
+            final = values["messages"][-1]
+            answer = Answer(thread_id, final.content, citations=list(values.get("citations", [])),
+                            prompts=list(values.get("prompts", [])), tool_calls=tool_calls, blocked=values.get("blocked"),
+                            guard=list(values.get("guard_actions") or []), usage=usage.as_dict())
+        yield {"type": "answer", "answer": answer}
+
+    def _guard_line(self, text: str, pseudonyms: pii.Pseudonymizer) -> str:
+        return guard_output(text, may_read_pii=self.may_read_pii, allowed_hosts=self.allowed_hosts,
+                            pseudonymizer=pseudonyms).text
+
+    def history(self, thread_id: str) -> list[BaseMessage]:
+        return self.graph.get_state({"configurable": {"thread_id": thread_id}}).values.get("messages", [])
+
+
+def _restore(value: Any, pseudonymizer: pii.Pseudonymizer) -> Any:
+    if isinstance(value, str):
+        return pseudonymizer.restore(value)
+    if isinstance(value, dict):
+        return {k: _restore(v, pseudonymizer) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v, pseudonymizer) for v in value]
+    return value
+
+
+_IDENTIFIER = re.compile(r"^(?:[a-z][a-z0-9+.-]*://\S*|[\w.#/:-]*)$")
+
+
+def _pseudonymize_values(value: Any, pseudonymizer: pii.Pseudonymizer) -> Any:
+    """Each string in a tool result, pseudonymised on its own (NER reads JSON poorly); identifiers and
+    references without spaces, '@' or long digit runs are left as they are."""
+    if isinstance(value, str):
+        if len(value) < 3 or (_IDENTIFIER.match(value) and "@" not in value and not re.search(r"\d{6}", value)):
+            return value
+        return pii.anonymize(value, "pseudonymize", pseudonymizer=pseudonymizer, entities=MODEL_PII)[0]
+    if isinstance(value, dict):
+        return {k: _pseudonymize_values(v, pseudonymizer) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pseudonymize_values(v, pseudonymizer) for v in value]
+    return value
+
+
+def default_checkpointer(workspace: Workspace) -> Any:
+    """SQLite in the workspace (`.meshpilot/checkpoints.sqlite`), or PostgreSQL when MESHPILOT_CHECKPOINT_URL is set."""
+    url = os.environ.get(CHECKPOINT_URL_ENV)
+    if url:
+        try:
+            from langgraph.checkpoint.postgres import PostgresSaver
+            from psycopg import Connection
+        except ImportError as exc:
+            raise InvalidArgumentError(f"{CHECKPOINT_URL_ENV} is set but PostgreSQL checkpoints are not installed.",
+                                       hint="Install the postgres extra (uv sync --extra postgres).") from exc
+        connection = Connection.connect(url, autocommit=True, prepare_threshold=0)
+        saver = PostgresSaver(connection)
+        saver.setup()
+        return saver
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = workspace.state_dir / "checkpoints.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))

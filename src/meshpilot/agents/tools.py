@@ -1,0 +1,298 @@
+"""The copilot's tools: one definition per tool over `tools/`, shared by the agent and the MCP server.
+
+Each tool has pydantic arguments (its JSON schema), a governed description (prompts/tools/tool.<name>.yaml),
+MCP-style hints, and a function of (context, arguments) returning a JSON-able dict with `citations`.
+Access control is not here: the policy is enforced inside the tool functions (search hides domains, the SQL
+guard refuses columns) and by the caller of `call` (tools per role, approvals, audit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from meshpilot.errors import InvalidArgumentError
+from meshpilot.guardrails.policy import Caller, Policy
+from meshpilot.mesh.model import MeshRef
+from meshpilot.mesh.workspace import Workspace
+from meshpilot.prompts import registry
+
+
+@dataclass
+class ToolContext:
+    workspace: Workspace
+    caller: Caller | None = None
+    model: Any | None = None  # the chat model for tools that write (ask_sql, contract descriptions)
+    _policy: Policy | None = field(default=None, init=False)
+
+    @cached_property
+    def policy(self) -> Policy | None:
+        return Policy.load(self.workspace)
+
+    @cached_property
+    def catalog(self):
+        from meshpilot.tools.catalog import Catalog
+
+        return Catalog.open(self.workspace)
+
+    @cached_property
+    def guard(self):
+        if self.policy is None or self.caller is None:
+            return None
+        return self.policy.sql_guard(self.caller)
+
+    @cached_property
+    def sql_schema(self):
+        from meshpilot.tools.sql import workspace_schema
+
+        return workspace_schema(self.workspace)
+
+    def product_ref(self, text: str) -> str:
+        """A product reference from a mesh:// ref, a product id or a name."""
+        from meshpilot.mesh.store import MeshStore
+
+        with MeshStore.open(self.workspace) as store:
+            return str(store.resolve_product(text))
+
+    def visible(self, ref: str) -> None:
+        """Refuse a product or dataset outside the caller's domains."""
+        domains = self.guard.domains if self.guard else None
+        domain = MeshRef.parse(ref).domain
+        if domains is not None and domain not in domains:
+            raise InvalidArgumentError(f"Your role may not see the domain '{domain}'.",
+                                       hint=f"Visible domains: {', '.join(sorted(domains)) or 'none'}.")
+
+
+# --- arguments ---------------------------------------------------------------------------------------------
+
+
+class SearchArgs(BaseModel):
+    query: str = Field(description="What to look for, in plain words.")
+    kind: Literal["product", "dataset", "column"] | None = Field(None, description="Only this kind of hit.")
+    domain: str | None = Field(None, description="Only this domain.")
+    k: int = Field(5, ge=1, le=50, description="How many hits.")
+
+
+class ProductArgs(BaseModel):
+    product: str = Field(description="A product: mesh://<domain>/<product>, its id or its name.")
+
+
+class QuestionArgs(BaseModel):
+    question: str = Field(description="A question about the data, in plain words.")
+
+
+class SqlArgs(BaseModel):
+    sql: str = Field(description="One SQL query (DuckDB dialect unless told otherwise).")
+    dialect: str = Field("duckdb", description="The SQL dialect the query is written in.")
+
+
+class RunSqlArgs(SqlArgs):
+    limit: int = Field(100, ge=1, le=10_000, description="At most this many rows.")
+
+
+class TargetArgs(BaseModel):
+    target: str = Field(description="A dataset or column: mesh://<domain>/<product>/<dataset>[#column], or a "
+                                    "qualified table name, optionally with .column.")
+    change: Literal["drop", "rename", "type", "semantics"] | None = Field(
+        None, description="The proposed change, to classify each downstream item (impact only).")
+
+
+class DatasetArgs(BaseModel):
+    dataset: str = Field(description="A dataset: mesh://<domain>/<product>/<dataset>, or a product (its first dataset).")
+
+
+class DiffArgs(BaseModel):
+    product: str = Field(description="The product whose published contract is compared.")
+    proposed: str = Field(description="Path of the proposed contract file (ODCS YAML), relative to the workspace.")
+
+
+class IncidentArgs(BaseModel):
+    product: str | None = Field(None, description="Only incidents of this product.")
+    status: Literal["open", "resolved", "all"] = Field("all", description="Which incidents.")
+
+
+# --- the tool functions ---------------------------------------------------------------------------------------
+
+
+def _search(ctx: ToolContext, a: SearchArgs) -> dict[str, Any]:
+    result = ctx.catalog.search(a.query, domain=a.domain, kind=a.kind, k=a.k,
+                                visible_domains=ctx.guard.domains if ctx.guard else None)
+    return {"hits": [h.model_dump(exclude={"matched"}) for h in result.hits], "citations": result.citations}
+
+
+def _product(ctx: ToolContext, a: ProductArgs) -> dict[str, Any]:
+    from meshpilot.tools.catalog import get_product
+
+    ref = ctx.product_ref(a.product)
+    ctx.visible(ref)
+    details = get_product(ref, workspace=ctx.workspace)
+    details["citations"] = [ref] + [d.get("dataset_ref") for d in details.get("upstream", []) if d.get("dataset_ref")]
+    return details
+
+
+def _link(ctx: ToolContext, a: QuestionArgs) -> dict[str, Any]:
+    link = ctx.catalog.link_schema(a.question)
+    tables = [t for t in link.tables if not ctx.guard or ctx.guard.check_table(t) is None]
+    return {"tables": [t.model_dump() for t in tables], "joins": [j.model_dump() for j in link.joins],
+            "citations": [t.ref for t in tables if t.ref]}
+
+
+def _validate(ctx: ToolContext, a: SqlArgs) -> dict[str, Any]:
+    from meshpilot.tools.sql import validate_sql
+
+    result = validate_sql(a.sql, ctx.sql_schema, a.dialect, ctx.guard)
+    return result.model_dump() | {"citations": result.tables + result.columns}
+
+
+def _run(ctx: ToolContext, a: RunSqlArgs) -> dict[str, Any]:
+    from meshpilot.tools.sql import DuckDBEngine, run_validated
+
+    result = run_validated(a.sql, ctx.sql_schema, DuckDBEngine(ctx.workspace.warehouse_path), a.dialect, a.limit,
+                           caller=ctx.guard)
+    return result.model_dump()
+
+
+def _ask(ctx: ToolContext, a: QuestionArgs) -> dict[str, Any]:
+    from meshpilot.agents.sql_loop import SqlLoop
+    from meshpilot.tools.sql import DuckDBEngine
+
+    loop = SqlLoop(ctx.catalog, DuckDBEngine(ctx.workspace.warehouse_path), model=ctx.model, caller=ctx.guard)
+    return loop.ask(a.question).model_dump()
+
+
+def _impact(ctx: ToolContext, a: TargetArgs) -> dict[str, Any]:
+    from meshpilot.tools.lineage import impact
+
+    result = impact(a.target, change=a.change, workspace=ctx.workspace)
+    return result.model_dump()
+
+
+def _upstream(ctx: ToolContext, a: TargetArgs) -> dict[str, Any]:
+    from meshpilot.tools.lineage import upstream
+
+    return upstream(a.target, workspace=ctx.workspace).model_dump()
+
+
+def _draft(ctx: ToolContext, a: DatasetArgs) -> dict[str, Any]:
+    import yaml
+
+    from meshpilot.tools.contracts import draft_contract
+
+    target = a.dataset if a.dataset.startswith("mesh://") else ctx.product_ref(a.dataset)
+    ctx.visible(target)
+    contract = draft_contract(target, ctx.workspace, model=ctx.model)
+    return {"contract_yaml": yaml.safe_dump(contract, sort_keys=False), "citations": [target]}
+
+
+def _contract_path(ctx: ToolContext, product: str) -> tuple[str, Path]:
+    from meshpilot.mesh.store import MeshStore
+
+    ref = ctx.product_ref(product)
+    ctx.visible(ref)
+    with MeshStore.open(ctx.workspace) as store:
+        contract = store.product(ref).contract
+    if not contract:
+        raise InvalidArgumentError(f"{ref} has no published contract.",
+                                   hint="Draft one with contract_draft, review it, and publish it.")
+    return ref, ctx.workspace.root / contract
+
+
+def _lint(ctx: ToolContext, a: ProductArgs) -> dict[str, Any]:
+    from meshpilot.tools.contracts import lint_contract
+
+    ref, path = _contract_path(ctx, a.product)
+    return lint_contract(path).model_dump() | {"citations": [ref]}
+
+
+def _diff(ctx: ToolContext, a: DiffArgs) -> dict[str, Any]:
+    from meshpilot.tools.contracts import diff_contract
+
+    ref, path = _contract_path(ctx, a.product)
+    proposed = (ctx.workspace.root / a.proposed).resolve()
+    if not proposed.is_relative_to(ctx.workspace.root.resolve()):
+        raise InvalidArgumentError(f"The proposed contract {a.proposed} is outside the workspace.",
+                                   hint="Put it inside the workspace and give its relative path.")
+    return diff_contract(path, proposed, workspace=ctx.workspace).model_dump() | {"citations": [ref]}
+
+
+def _test(ctx: ToolContext, a: ProductArgs) -> dict[str, Any]:
+    from meshpilot.tools.contracts import test_contract
+
+    ref, path = _contract_path(ctx, a.product)
+    return test_contract(path, ctx.workspace).model_dump() | {"citations": [ref]}
+
+
+def _incidents(ctx: ToolContext, a: IncidentArgs) -> dict[str, Any]:
+    from meshpilot.mesh.store import MeshStore
+
+    ref = ctx.product_ref(a.product) if a.product else None
+    if ref:
+        ctx.visible(ref)
+    with MeshStore.open(ctx.workspace) as store:
+        rows = store._rows("SELECT id, title, status, severity, opened_at, resolved_at, products FROM incidents "
+                           "ORDER BY opened_at DESC", [])
+    domains = ctx.guard.domains if ctx.guard else None
+    incidents = [r for r in rows if (ref is None or ref in (r["products"] or []))
+                 and (a.status == "all" or r["status"] == a.status)
+                 and (domains is None or any(MeshRef.parse(p).domain in domains for p in r["products"] or []))]
+    return {"incidents": incidents, "citations": sorted({p for r in incidents for p in r["products"] or []})}
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    args: type[BaseModel]
+    run: Callable[[ToolContext, Any], dict[str, Any]]
+    read_only: bool = True
+    destructive: bool = False
+    idempotent: bool = True
+    needs_model: bool = False
+
+    @property
+    def description(self) -> str:
+        return registry.load(f"tool.{self.name}").template.strip()
+
+    @property
+    def prompt_ref(self) -> str:
+        return registry.load(f"tool.{self.name}").ref
+
+    def as_langchain(self):
+        from langchain_core.tools import StructuredTool
+
+        def unavailable(**kwargs: Any) -> str:  # the graph runs tools itself, with policy and audit
+            raise RuntimeError("copilot tools run through the graph's tool node")
+
+        return StructuredTool(name=self.name, description=self.description, args_schema=self.args, func=unavailable)
+
+
+TOOLS: dict[str, ToolSpec] = {t.name: t for t in [
+    ToolSpec("search_catalog", SearchArgs, _search),
+    ToolSpec("get_product", ProductArgs, _product),
+    ToolSpec("link_schema", QuestionArgs, _link),
+    ToolSpec("validate_sql", SqlArgs, _validate),
+    ToolSpec("run_sql", RunSqlArgs, _run),
+    ToolSpec("ask_sql", QuestionArgs, _ask, needs_model=True),
+    ToolSpec("lineage_impact", TargetArgs, _impact),
+    ToolSpec("lineage_upstream", TargetArgs, _upstream),
+    ToolSpec("contract_draft", DatasetArgs, _draft, needs_model=True),
+    ToolSpec("contract_lint", ProductArgs, _lint),
+    ToolSpec("contract_diff", DiffArgs, _diff),
+    ToolSpec("contract_test", ProductArgs, _test),
+    ToolSpec("list_incidents", IncidentArgs, _incidents),
+]}
+
+
+def pii_columns_touched(ctx: ToolContext, sql: str, dialect: str = "duckdb") -> list[str]:
+    """The classified columns a query reads (for approvals), or [] when it does not validate."""
+    from meshpilot.tools.sql import validate_sql
+
+    result = validate_sql(sql, ctx.sql_schema, dialect, None)
+    if not result.ok:
+        return []
+    classified = {t.column_refs[name] for t in ctx.sql_schema.tables for name in t.classifications if name in t.column_refs}
+    return [c for c in result.columns if c in classified]
