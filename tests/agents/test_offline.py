@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,16 @@ CASES = [json.loads(line) for line in SUITE.read_text().splitlines() if line.str
 
 
 @pytest.fixture(scope="module")
-def router(pristine_demo: Path) -> Router:
-    return Router(Catalog.open(Workspace.open(pristine_demo)))
+def demo_copy(pristine_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy: opening the catalog writes its index into the workspace, and the pristine demo must stay as built."""
+    target = tmp_path_factory.mktemp("offline") / "demo"
+    shutil.copytree(pristine_demo, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def router(demo_copy: Path) -> Router:
+    return Router(Catalog.open(Workspace.open(demo_copy)))
 
 
 def _matches(expected: list, calls: list[dict]) -> bool:
@@ -41,13 +50,13 @@ def test_unseen_phrasings(router: Router, request_text: str, tool: str) -> None:
     assert tool in [c["name"] for c in router.route(request_text)]
 
 
-def test_the_offline_model_asks_when_a_product_is_missing(pristine_demo: Path) -> None:
-    model = OfflineChatModel(workspace_root=str(pristine_demo))
+def test_the_offline_model_asks_when_a_product_is_missing(demo_copy: Path) -> None:
+    model = OfflineChatModel(workspace_root=str(demo_copy))
     assert "Which data product" in model.reply([HumanMessage("lint the contract")]).content
     assert model.reply([HumanMessage("help")]).content == HELP
 
 
-def test_bound_tools_limit_what_it_calls(pristine_demo: Path) -> None:
-    model = OfflineChatModel(workspace_root=str(pristine_demo)).bind_tools([{"name": "search_catalog"}])
+def test_bound_tools_limit_what_it_calls(demo_copy: Path) -> None:
+    model = OfflineChatModel(workspace_root=str(demo_copy)).bind_tools([{"name": "search_catalog"}])
     reply = model.reply([HumanMessage("who owns orders?")])
     assert reply.content == HELP and not reply.tool_calls  # get_product is not available to this caller
