@@ -180,3 +180,41 @@ def test_model_configuration_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         ModelConfig.from_env()
     monkeypatch.delenv("MESHPILOT_MODEL")
     assert ModelConfig.from_env() is None
+
+
+def test_publishing_a_contract_waits_for_approval(demo_workspace: Workspace, cli) -> None:
+    current = demo_workspace.root / "contracts" / "commerce.orders.odcs.yaml"
+    proposal = demo_workspace.root / "proposals" / "orders.yaml"
+    proposal.parent.mkdir()
+    contract = yaml.safe_load(current.read_text())
+    contract["version"] = "9.9.9"
+    contract["description"] = {"purpose": "Orders, republished with a new version."}
+    proposal.write_text(yaml.safe_dump(contract, sort_keys=False))
+    before = current.read_text()
+
+    copilot = Copilot(demo_workspace, Caller(role="governance"))  # the offline model
+    pending = copilot.ask("publish proposals/orders.yaml as the orders contract", thread_id="t-pub")
+    assert pending.interrupt["action"] == "publish_contract" and current.read_text() == before
+    denied = copilot.resume("t-pub", approved=False)
+    assert "denied publish_contract" in denied.text and current.read_text() == before
+
+    copilot.ask("publish proposals/orders.yaml as the orders contract", thread_id="t-pub2")
+    done = copilot.resume("t-pub2", approved=True, by="grace")
+    assert "Published proposals/orders.yaml" in done.text
+    assert yaml.safe_load(current.read_text())["version"] == "9.9.9"
+
+
+def test_checkpoints_in_postgresql(demo_workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.tools.postgres_server import server_or_skip
+
+    server = server_or_skip()
+    url = server.start().replace("+psycopg", "")
+    try:
+        monkeypatch.setenv("MESHPILOT_CHECKPOINT_URL", url)
+        Copilot(demo_workspace, model=ScriptedChatModel(script=[AIMessage(content="One")])).ask("a", thread_id="pg")
+        again = Copilot(demo_workspace, model=ScriptedChatModel(script=[AIMessage(content="Two")]))
+        again.ask("b", thread_id="pg")
+        assert [m.content for m in again.history("pg")] == ["a", "One", "b", "Two"]
+        assert not (demo_workspace.root / ".meshpilot" / "checkpoints.sqlite").exists()
+    finally:
+        server.stop()

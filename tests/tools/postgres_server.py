@@ -55,3 +55,15 @@ class PostgresServer:
             self._run(self.pg_ctl, "-D", str(self.folder / "data"), "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def server_or_skip() -> PostgresServer:
+    """A server for a test; without the binaries the test is skipped, or fails on CI where they must exist."""
+    import pytest
+
+    try:
+        return PostgresServer()
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))

@@ -172,19 +172,13 @@ def test_unknown_dialects_are_refused() -> None:
 
 @pytest.fixture(scope="module")
 def postgres_with_demo(pristine_demo):
-    import os
 
     import duckdb
     import psycopg
 
-    from tests.tools.postgres_server import PostgresServer
+    from tests.tools.postgres_server import server_or_skip
 
-    try:
-        server = PostgresServer()
-    except RuntimeError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    server = server_or_skip()
     url = server.start()
     try:
         with duckdb.connect(str(pristine_demo / "warehouse.duckdb"), read_only=True) as source, \

@@ -55,6 +55,7 @@ _INTENTS: list[tuple[str, re.Pattern[str]]] = [
                        r"\bmaximum\b|\bminimum\b|\bpercentage\b|\bshare of\b|\bbreakdown\b|\blist (?:all )?(?:the )?(?:orders|customers|returns|campaigns)\b", re.I)),
 ]
 _CONTRACT_ACTIONS: list[tuple[str, re.Pattern[str]]] = [
+    ("publish_contract", re.compile(r"\b(?:publish|release|promote|replace)\b", re.I)),
     ("contract_diff", re.compile(r"\b(?:diff|compare|breaking|changes? (?:in|between|from)|what changed)\b|\S+\.ya?ml\b", re.I)),
     ("contract_draft", re.compile(r"\b(?:draft|write|create|generate|propose|bootstrap)\b", re.I)),
     ("contract_test", re.compile(r"\b(?:test|meets?|satisf(?:y|ies)|compl(?:y|ies)|conforms?|pass(?:es)?|honou?rs?|"
@@ -189,9 +190,9 @@ class Router:
         action = next((name for name, pattern in _CONTRACT_ACTIONS if pattern.search(text)), None)
         if action == "contract_draft":
             return self._call("contract_draft", dataset=self.find_target(text, product) if product else text)
-        if action == "contract_diff":
+        if action in ("contract_diff", "publish_contract"):
             path = re.search(r"[\w./-]+\.ya?ml\b", text)
-            return self._call("contract_diff", product=product, proposed=path.group(0) if path else None)
+            return self._call(action, product=product, proposed=path.group(0) if path else None)
         if action in ("contract_test", "contract_lint"):
             return self._call(action, product=product)
         return self._call("get_product", product=product)
@@ -266,13 +267,14 @@ def _this_turns_results(messages: list[BaseMessage]) -> list[tuple[str, dict[str
 
 
 def _missing_arguments(calls: list[dict[str, Any]]) -> str | None:
-    needs = {"get_product": "product", "contract_lint": "product", "contract_test": "product", "contract_diff": "product"}
+    needs = {"get_product": "product", "contract_lint": "product", "contract_test": "product", "contract_diff": "product",
+             "publish_contract": "product"}
     for call in calls:
         key = needs.get(call["name"])
         if key and not call["args"].get(key):
             return ("Which data product do you mean? Name it (e.g. 'customer lifetime value') or give its "
                     "mesh:// reference; `meshpilot products list` shows them all.")
-        if call["name"] == "contract_diff" and not call["args"].get("proposed"):
+        if call["name"] in ("contract_diff", "publish_contract") and not call["args"].get("proposed"):
             return "Which proposed contract file should I compare? Give its path inside the workspace (…/new.yaml)."
     return None
 
@@ -429,6 +431,13 @@ def _test(data: dict[str, Any], args: dict[str, Any]) -> str:
         f"- {r.get('rule') or r.get('name')}: {r.get('message') or r.get('detail') or ''}" for r in failed[:10])
 
 
+def _publish(data: dict[str, Any], args: dict[str, Any]) -> str:
+    if not data.get("changed"):
+        return f"{data.get('published')} already had that content; nothing changed."
+    return (f"Published {args.get('proposed')} as {data.get('published')}"
+            + (" (BREAKING: " if data.get("breaking") else " (") + ", ".join(f"{k}: {v}" for k, v in data.get("counts", {}).items()) + ").")
+
+
 def _draft(data: dict[str, Any], args: dict[str, Any]) -> str:
     return f"Here is a draft contract for {args.get('dataset')} (review it before publishing):\n\n```yaml\n{data.get('contract_yaml')}```"
 
@@ -449,5 +458,5 @@ _WRITERS = {
     "get_product": _product, "lineage_upstream": lambda d, a: _lineage(d, a, True),
     "lineage_impact": lambda d, a: _lineage(d, a, False), "search_catalog": _search, "ask_sql": _sql_answer,
     "run_sql": _run, "validate_sql": _validation, "contract_lint": _lint, "contract_diff": _diff,
-    "contract_test": _test, "contract_draft": _draft, "list_incidents": _incidents,
+    "contract_test": _test, "contract_draft": _draft, "list_incidents": _incidents, "publish_contract": _publish,
 }

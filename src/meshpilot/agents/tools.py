@@ -220,6 +220,27 @@ def _diff(ctx: ToolContext, a: DiffArgs) -> dict[str, Any]:
     return diff_contract(path, proposed, workspace=ctx.workspace).model_dump() | {"citations": [ref]}
 
 
+def _publish(ctx: ToolContext, a: DiffArgs) -> dict[str, Any]:
+    """Replace a product's contract with a proposed file: linted first (errors refuse it), diffed for the
+    record, written atomically after the whole workspace validates with it."""
+    from meshpilot.tools.contracts import diff_contract, lint_contract
+
+    ref, path = _contract_path(ctx, a.product)
+    proposed = (ctx.workspace.root / a.proposed).resolve()
+    if not proposed.is_relative_to(ctx.workspace.root.resolve()) or not proposed.is_file():
+        raise InvalidArgumentError(f"The proposed contract {a.proposed} is not a file inside the workspace.")
+    lint = lint_contract(proposed)
+    errors = [f for f in lint.findings if f.severity == "error"]
+    if errors:
+        raise InvalidArgumentError(f"The proposed contract {a.proposed} does not pass lint; nothing was published.",
+                                   problems=[f"{f.path}: {f.message}" for f in errors])
+    diff = diff_contract(path, proposed, workspace=ctx.workspace)
+    relative = path.relative_to(ctx.workspace.root).as_posix()
+    changed = ctx.workspace.apply({relative: proposed.read_text(encoding="utf-8")})
+    return {"published": relative, "changed": bool(changed), "breaking": diff.breaking, "counts": diff.counts,
+            "citations": [ref]}
+
+
 def _test(ctx: ToolContext, a: ProductArgs) -> dict[str, Any]:
     from meshpilot.tools.contracts import test_contract
 
@@ -283,6 +304,7 @@ TOOLS: dict[str, ToolSpec] = {t.name: t for t in [
     ToolSpec("contract_lint", ProductArgs, _lint),
     ToolSpec("contract_diff", DiffArgs, _diff),
     ToolSpec("contract_test", ProductArgs, _test),
+    ToolSpec("publish_contract", DiffArgs, _publish, read_only=False, idempotent=True),
     ToolSpec("list_incidents", IncidentArgs, _incidents),
 ]}
 
