@@ -172,7 +172,6 @@ def test_unknown_dialects_are_refused() -> None:
 
 @pytest.fixture(scope="module")
 def postgres_with_demo(pristine_demo):
-
     import duckdb
     import psycopg
 
