@@ -739,6 +739,56 @@ def serve_lineage(
     uvicorn.run(create_app(ws, token), host=host, port=port, log_level="warning")
 
 
+@serve_app.command("mcp")
+def serve_mcp(
+    workspace: WorkspaceOption = None,
+    http: Annotated[bool, typer.Option("--http", help="Serve streamable HTTP (bearer tokens) instead of stdio.")] = False,
+    host: Annotated[str, typer.Option(help="HTTP: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP: port to listen on.")] = 8765,
+    role: RoleOption = None,
+    team: TeamOption = None,
+) -> None:
+    """Serve Meshpilot's tools, resources and prompts to MCP clients (Claude, VS Code, Cursor...)."""
+    from meshpilot.guardrails.policy import Caller
+    from meshpilot.server.mcp import build_server
+
+    ws = Workspace.open(workspace)
+    if not http:
+        # stdout is the protocol channel: nothing else may be printed there.
+        build_server(ws, Caller(role=role, team=team) if role else None).run("stdio")
+        return
+    import uvicorn
+
+    if role:
+        raise MeshpilotError("Over HTTP the caller's role comes from their bearer token, not --role.",
+                             hint="Create tokens with `meshpilot tokens create --role ROLE --name NAME`.")
+    server = build_server(ws, http=True, public_url=f"http://{host}:{port}")
+    err.print("Loading the catalog and the PII models…", highlight=False)
+    server.callers.warm()  # before listening: concurrent first calls would all wait on these
+    err.print(f"MCP endpoint: http://{host}:{port}/mcp (bearer tokens from {ws.root / 'policy.yaml'})", highlight=False)
+    uvicorn.run(server.streamable_http_app(stateless_http=True, json_response=True, host=host), host=host, port=port,
+                log_level="warning")
+
+
+tokens_app = typer.Typer(help="Bearer tokens for the HTTP servers (MCP, web chat).", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option("--role", help="The role the token acts as.")],
+    name: Annotated[str, typer.Option("--name", help="Whose token it is (shown in the audit log).")],
+    team: TeamOption = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Create a token: its hash goes into policy.yaml; the token is printed once and stored nowhere."""
+    from meshpilot.guardrails.policy import create_token
+
+    token = create_token(Workspace.open(workspace), role, name, team)
+    err.print(f"Token '{name}' for role {role} created; copy it now, it is not shown again:", highlight=False)
+    out.print(token, highlight=False, markup=False)
+
+
 # --- imports -----------------------------------------------------------------------------------------
 
 

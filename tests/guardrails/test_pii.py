@@ -16,7 +16,7 @@ def types(text: str) -> dict[str, str]:
 
 
 def test_the_analyzer_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    pii.analyzer.cache_clear()
+    pii._engine.cache_clear()
     pii._tld_extract.cache_clear()
 
     def no_network(*args, **kwargs):

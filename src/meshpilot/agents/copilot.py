@@ -22,7 +22,6 @@ import json
 import os
 import re
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,13 +31,11 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
-from pydantic import ValidationError
-
 from meshpilot.agents.llm import ModelConfig, Usage, litellm_model
 from meshpilot.agents.state import CopilotState
-from meshpilot.agents.tools import TOOLS, ToolContext, pii_columns_touched
-from meshpilot.errors import InvalidArgumentError, MeshpilotError
-from meshpilot.guardrails import audit, pii
+from meshpilot.agents.tools import TOOLS, Outcome, ToolContext, ToolRunner
+from meshpilot.errors import InvalidArgumentError
+from meshpilot.guardrails import pii
 from meshpilot.guardrails.injection import fence, scan
 from meshpilot.guardrails.output import DEFAULT_ALLOWED_HOSTS, guard_output, new_canary
 from meshpilot.guardrails.policy import Caller
@@ -96,7 +93,8 @@ class Copilot:
         self.model_name = model_name
         self.model = model if model is not None else self._configured_model(model_name)
         self.context.model = None if getattr(self.model, "_llm_type", "") == "meshpilot-offline" else self.model
-        self.tools = [t for t in TOOLS.values() if policy is None or policy.may_call(caller, t.name)]
+        self.runner = ToolRunner(self.context)
+        self.tools = list(self.runner.tools.values())
         self.max_tool_calls = max_tool_calls
         manifest = workspace.load_manifest()
         self.allowed_hosts = DEFAULT_ALLOWED_HOSTS + tuple(manifest.allowed_link_hosts)
@@ -187,19 +185,10 @@ class Copilot:
 
     def _approval(self, call: dict[str, Any], pseudonymizer: pii.Pseudonymizer) -> dict[str, Any] | None:
         """Ask a human when the policy says this action needs approval; None when it does not."""
-        policy = self.context.policy
-        if policy is None or not policy.approval:
+        needed = self.runner.approval(call["name"], _restore(call.get("args") or {}, pseudonymizer))
+        if needed is None:
             return None
-        action, reason = None, None
-        if call["name"] in policy.approval:
-            action, reason = call["name"], f"{call['name']} is an action the policy reserves for approval"
-        elif call["name"] == "run_sql" and "run_sql_on_pii" in policy.approval:
-            sql = pseudonymizer.restore(str(call["args"].get("sql", "")))
-            touched = pii_columns_touched(self.context, sql, call["args"].get("dialect", "duckdb"))
-            if touched and self.may_read_pii:
-                action, reason = "run_sql_on_pii", "the query reads personal data: " + ", ".join(touched)
-        if action is None:
-            return None
+        action, reason = needed
         decision = interrupt({"action": action, "tool": call["name"], "args": call["args"], "reason": reason})
         approved = decision.get("approved") if isinstance(decision, dict) else bool(decision)
         return {"action": action, "approved": bool(approved),
@@ -208,65 +197,21 @@ class Copilot:
     def _run_tool(self, call: dict[str, Any], decision: dict[str, Any] | None, pseudonymizer: pii.Pseudonymizer,
                   thread: str | None, over_budget: bool) -> tuple[ToolMessage, list[str], list[str]]:
         name = call["name"]
-        spec = TOOLS.get(name)
-        args = _restore(call.get("args") or {}, pseudonymizer)
-        caller = {"role": self.caller.role if self.caller else None, "team": self.caller.team if self.caller else None}
-
-        def error(text: str, verdict: str = "allowed", reason: str | None = None) -> tuple[ToolMessage, list, list]:
-            record = audit.AuditRecord(name, caller, args, verdict=verdict, reason=reason, outcome="refused"
-                                       if verdict != "allowed" else "error", error=text, channel="agent",
-                                       conversation=thread)
-            audit.append(self.workspace.root, record)
-            return ToolMessage(content=text, tool_call_id=call["id"], name=name, status="error"), [], []
-
-        if spec is None or spec not in self.tools:
-            if spec is None:
-                return error(f"There is no tool '{name}'. Tools: {', '.join(t.name for t in self.tools)}.")
-            return error(f"Role '{self.caller.role}' may not use {name}.", "refused", f"role may not use {name}")
         if over_budget:
-            return error(f"Tool-call budget of {self.max_tool_calls} for this question is spent.", "refused", "budget")
-        if decision is not None and not decision["approved"]:
-            return error(f"The user denied {decision['action']}; do not retry it.", "denied",
-                         f"{decision['action']} denied" + (f" by {decision['by']}" if decision.get("by") else ""))
-        try:
-            parsed = spec.args.model_validate(args)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            return error(f"Invalid arguments for {name}: {problems}.")
-        prompts = [spec.prompt_ref]
-        started = time.perf_counter()
-        record = audit.AuditRecord(name, caller, args, channel="agent", conversation=thread, prompts=prompts,
-                                   verdict="approved" if decision else "allowed",
-                                   reason=f"{decision['action']} approved" if decision else None)
-        try:
-            result = spec.run(self.context, parsed)
-        except MeshpilotError as exc:
-            record.outcome, record.error = "error", exc.message
-            refused = [str(p) for p in exc.problems if "may not" in str(p)] or (
-                [exc.message] if "may not" in exc.message else [])
-            if refused:
-                record.verdict, record.outcome, record.reason = "refused", "refused", "; ".join(refused)
-            detail = exc.message + ("\n" + "\n".join(map(str, exc.problems)) if exc.problems else "") + (
-                f"\n{exc.hint}" if exc.hint else "")
-            return self._finish(record, started, ToolMessage(content=detail, tool_call_id=call["id"], name=name,
-                                                             status="error"), [], prompts)
-        except Exception as exc:  # a bug in a tool must not kill the conversation
-            record.outcome, record.error = "error", f"{type(exc).__name__}: {exc}"
-            return self._finish(record, started, ToolMessage(content=f"{name} failed: {type(exc).__name__}: {exc}",
-                                                             tool_call_id=call["id"], name=name, status="error"), [], prompts)
-        citations = [c for c in result.get("citations", []) if isinstance(c, str)]
+            outcome = Outcome(name, error=f"Tool-call budget of {self.max_tool_calls} for this question is spent.",
+                              verdict="refused")
+        else:
+            outcome = self.runner.call(name, _restore(call.get("args") or {}, pseudonymizer), channel="agent",
+                                       conversation=thread, decision=decision)
+        if not outcome.ok:
+            return ToolMessage(content=outcome.error, tool_call_id=call["id"], name=name, status="error"), [], []
+        # The model gets the result pseudonymised and fenced as data; the real one stays in the artifact.
         pseudonymizer.origin_public = name not in DATA_TOOLS
-        masked = json.dumps(_pseudonymize_values(json.loads(json.dumps(result, default=str)), pseudonymizer),
+        masked = json.dumps(_pseudonymize_values(json.loads(json.dumps(outcome.result, default=str)), pseudonymizer),
                             ensure_ascii=False)
         message = ToolMessage(content=fence(f"{name} result", masked), tool_call_id=call["id"], name=name,
-                              artifact=result)
-        return self._finish(record, started, message, citations, prompts)
-
-    def _finish(self, record: audit.AuditRecord, started: float, message: ToolMessage, citations: list[str],
-                prompts: list[str]) -> tuple[ToolMessage, list[str], list[str]]:
-        record.duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        audit.append(self.workspace.root, record)
-        return message, citations, prompts
+                              artifact=outcome.result)
+        return message, outcome.citations, [TOOLS[name].prompt_ref]
 
     def _output_guard(self, state: CopilotState) -> dict[str, Any]:
         if state.get("blocked"):

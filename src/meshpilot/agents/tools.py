@@ -52,6 +52,15 @@ class ToolContext:
 
         return workspace_schema(self.workspace)
 
+    def for_caller(self, caller: Caller | None) -> ToolContext:
+        """A context for another caller that shares this one's caller-independent state (policy, catalog,
+        SQL schema), so a server opens the catalog once, not once per role."""
+        other = ToolContext(self.workspace, caller, self.model)
+        for name in ("policy", "catalog", "sql_schema"):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
+
     def product_ref(self, text: str) -> str:
         """A product reference from a mesh:// ref, a product id or a name."""
         from meshpilot.mesh.store import MeshStore
@@ -318,3 +327,105 @@ def pii_columns_touched(ctx: ToolContext, sql: str, dialect: str = "duckdb") -> 
         return []
     classified = {t.column_refs[name] for t in ctx.sql_schema.tables for name in t.classifications if name in t.column_refs}
     return [c for c in result.columns if c in classified]
+
+
+# --- calling a tool: the pipeline the agent and the MCP server share ------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What one tool call came to: a result, or an error the caller (or model) can read."""
+
+    name: str
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    verdict: str = "allowed"  # allowed, approved, refused, denied
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def citations(self) -> list[str]:
+        return [c for c in (self.result or {}).get("citations", []) if isinstance(c, str)]
+
+
+class ToolRunner:
+    """Runs tools for one caller: the role's tools, argument validation, the tool, and the audit record.
+    Approval decisions are the front end's (the agent interrupts, the MCP server refuses); pass them in."""
+
+    def __init__(self, context: ToolContext):
+        self.context = context
+        policy, caller = context.policy, context.caller
+        self.tools = {t.name: t for t in TOOLS.values() if policy is None or caller is None or policy.may_call(caller, t.name)}
+
+    @property
+    def caller_dict(self) -> dict[str, Any]:
+        caller = self.context.caller
+        return {"role": caller.role if caller else None, "team": caller.team if caller else None}
+
+    def approval(self, name: str, args: dict[str, Any]) -> tuple[str, str] | None:
+        """(action, reason) when the policy wants a human to approve this call first."""
+        policy = self.context.policy
+        if policy is None or not policy.approval:
+            return None
+        if name in policy.approval:
+            return name, f"{name} is an action the policy reserves for approval"
+        if name == "run_sql" and "run_sql_on_pii" in policy.approval:
+            touched = pii_columns_touched(self.context, str(args.get("sql", "")), args.get("dialect", "duckdb"))
+            may_read = self.context.caller is None or policy.may_read_pii(self.context.caller)
+            if touched and may_read:
+                return "run_sql_on_pii", "the query reads personal data: " + ", ".join(touched)
+        return None
+
+    def call(self, name: str, args: dict[str, Any], *, channel: str, conversation: str | None = None,
+             decision: dict[str, Any] | None = None) -> Outcome:
+        import time
+
+        from pydantic import ValidationError
+
+        from meshpilot.errors import MeshpilotError
+        from meshpilot.guardrails import audit
+
+        record = audit.AuditRecord(name, self.caller_dict, args, channel=channel, conversation=conversation)
+        started = time.perf_counter()
+
+        def finish(outcome: Outcome) -> Outcome:
+            record.verdict = outcome.verdict
+            record.outcome = "ok" if outcome.ok else ("refused" if outcome.verdict in ("refused", "denied") else "error")
+            record.error = outcome.error
+            record.duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            audit.append(self.context.workspace.root, record)
+            return outcome
+
+        spec = TOOLS.get(name)
+        if spec is None:
+            return finish(Outcome(name, error=f"There is no tool '{name}'. Tools: {', '.join(self.tools)}."))
+        if name not in self.tools:
+            record.reason = f"role may not use {name}"
+            return finish(Outcome(name, error=f"Role '{self.context.caller.role}' may not use {name}.", verdict="refused"))
+        if decision is not None:
+            record.reason = f"{decision['action']} " + ("approved" if decision["approved"] else "denied") + (
+                f" by {decision['by']}" if decision.get("by") else "")
+            if not decision["approved"]:
+                return finish(Outcome(name, error=f"The user denied {decision['action']}; do not retry it.",
+                                      verdict="denied"))
+        try:
+            parsed = spec.args.model_validate(args)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
+            return finish(Outcome(name, error=f"Invalid arguments for {name}: {problems}."))
+        record.prompts = [spec.prompt_ref]
+        verdict = "approved" if decision else "allowed"
+        try:
+            return finish(Outcome(name, result=spec.run(self.context, parsed), verdict=verdict))
+        except MeshpilotError as exc:
+            refused = [str(p) for p in exc.problems if "may not" in str(p)] or (
+                [exc.message] if "may not" in exc.message else [])
+            if refused:
+                record.reason = "; ".join(refused)
+            detail = exc.message + ("\n" + "\n".join(map(str, exc.problems)) if exc.problems else "") + (
+                f"\n{exc.hint}" if exc.hint else "")
+            return finish(Outcome(name, error=detail, verdict="refused" if refused else verdict))
+        except Exception as exc:  # a bug in one tool must not take the conversation or the server down
+            return finish(Outcome(name, error=f"{name} failed: {type(exc).__name__}: {exc}", verdict=verdict))

@@ -21,6 +21,9 @@ team for `own`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,10 +44,20 @@ class Role(Strict):
     description: str | None = None
 
 
+class Token(Strict):
+    """A bearer token for the HTTP servers (MCP, web): only its SHA-256 is stored."""
+
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    role: str
+    team: str | None = None
+    name: str = Field(description="Whose token it is, for the audit log and for revoking it.")
+
+
 class PolicyFile(Strict):
     roles: dict[str, Role]
     default_role: str | None = Field(None, description="The role of a caller who names none.")
     approval: list[str] = []
+    tokens: list[Token] = []
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,7 @@ class Policy(BaseModel):
     roles: dict[str, Role]
     default_role: str | None = None
     approval: list[str] = []
+    tokens: list[Token] = []
     team_domains: dict[str, list[str]] = {}
 
     @classmethod
@@ -75,8 +89,20 @@ class Policy(BaseModel):
         with MeshStore.open(workspace) as store:
             rows = store.con.execute("SELECT owner, list(DISTINCT domain) FROM products WHERE owner IS NOT NULL "
                                      "GROUP BY owner").fetchall()
-        return cls(roles=parsed.roles, default_role=parsed.default_role, approval=parsed.approval,
+        unknown = sorted({t.role for t in parsed.tokens} - set(parsed.roles))
+        if unknown:
+            raise InvalidWorkspaceError(f"The access policy {path} gives tokens unknown roles: {', '.join(unknown)}.",
+                                        hint=f"Roles: {', '.join(sorted(parsed.roles))}.")
+        return cls(roles=parsed.roles, default_role=parsed.default_role, approval=parsed.approval, tokens=parsed.tokens,
                    team_domains={team: domains for team, domains in rows})
+
+    def caller_for_token(self, token: str) -> tuple[Caller, str] | None:
+        """The caller a bearer token stands for, and the token's name; None for an unknown token."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        for entry in self.tokens:
+            if hmac.compare_digest(entry.sha256, digest):
+                return Caller(role=entry.role, team=entry.team), entry.name
+        return None
 
     def role(self, caller: Caller) -> Role:
         role = self.roles.get(caller.role)
@@ -131,3 +157,26 @@ class SqlGuard:
             return (f"role '{self.role}' may not read {table.name}.{column}: it holds personal data ({classification}); "
                     "leave it out of the query, or ask governance for access")
         return None
+
+
+def create_token(workspace: Any, role: str, name: str, team: str | None = None) -> str:
+    """A new bearer token for `role`: its hash is added to policy.yaml (validated, atomic); the token is
+    returned once and stored nowhere."""
+    path = Path(workspace.root) / POLICY_FILE
+    policy = Policy.load(workspace)
+    if policy is None:
+        raise InvalidWorkspaceError("This workspace has no access policy, so tokens have no role to map to.",
+                                    hint=f"Write {POLICY_FILE} first (see docs/security.md).")
+    policy.role(Caller(role=role, team=team))
+    if any(t.name == name for t in policy.tokens):
+        raise InvalidArgumentError(f"A token named '{name}' exists already.", hint="Pick another name.")
+    token = secrets.token_urlsafe(32)
+    doc, _ = files.load_yaml(path, POLICY_FILE)
+    data = dict(doc.data)
+    entry = {"sha256": hashlib.sha256(token.encode()).hexdigest(), "role": role, "name": name}
+    if team:
+        entry["team"] = team
+    data["tokens"] = [*(data.get("tokens") or []), entry]
+    PolicyFile.model_validate(data)
+    workspace.apply({POLICY_FILE: files.dump_yaml(data)})
+    return token

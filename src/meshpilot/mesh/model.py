@@ -337,6 +337,11 @@ class Incident(Strict):
     timeline: list[IncidentEvent] = []
 
 
+class McpSettings(Strict):
+    allow_tools: list[str] | None = Field(None, description="Only these tools are served over MCP (default: all).")
+    deny_tools: list[str] = Field([], description="These tools are never served over MCP.")
+
+
 class WorkspaceManifest(Strict):
     """`meshpilot.yaml`: marks a folder as a workspace."""
 
@@ -352,6 +357,7 @@ class WorkspaceManifest(Strict):
                           "...LiteLLM options}. MESHPILOT_MODEL overrides the name; none means the offline model.")
     allowed_link_hosts: list[str] = Field(
         [], description="Hosts answers may link to or load images from; links elsewhere are removed.")
+    mcp: McpSettings = McpSettings()
 
 
 _LOGICAL_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMPTZ": "timestamp", "BOOLEAN": "boolean",
