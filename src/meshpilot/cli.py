@@ -770,6 +770,25 @@ def serve_mcp(
                 log_level="warning")
 
 
+@serve_app.command("web")
+def serve_web(
+    workspace: WorkspaceOption = None,
+    port: Annotated[int, typer.Option(help="Port to listen on (loopback).")] = 8080,
+    role: RoleOption = None,
+    team: TeamOption = None,
+    model: Annotated[str | None, typer.Option(help="A LiteLLM model; none: the offline model.")] = None,
+) -> None:
+    """The web chat (and product pages, and the OpenLineage endpoint) on http://127.0.0.1:PORT."""
+    import uvicorn
+
+    from meshpilot.server.web import create_app
+
+    copilot = _copilot(workspace, role, team, model)
+    err.print(f"Meshpilot web chat: http://127.0.0.1:{port}/ (role {copilot.caller.role if copilot.caller else 'unrestricted'})",
+              highlight=False)
+    uvicorn.run(create_app(copilot.workspace, copilot=copilot), host="127.0.0.1", port=port, log_level="warning")
+
+
 tokens_app = typer.Typer(help="Bearer tokens for the HTTP servers (MCP, web chat).", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 
