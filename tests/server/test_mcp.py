@@ -47,6 +47,13 @@ def run(coroutine_fn):
     return anyio.run(coroutine_fn)
 
 
+async def call_every_tool(client: Client) -> None:
+    for name, arguments in CALLS.items():
+        result = await client.call_tool(name, arguments)
+        assert not result.is_error, (name, result.content[0].text)
+        assert isinstance(result.structured_content, dict), name
+
+
 def test_every_tool_is_listed_described_and_callable(demo_workspace: Workspace) -> None:
     server = build_server(demo_workspace)
 
@@ -58,10 +65,7 @@ def test_every_tool_is_listed_described_and_callable(demo_workspace: Workspace) 
             assert tools["publish_contract"].annotations.read_only_hint is False
             assert tools["search_catalog"].input_schema["required"] == ["query"]
             assert "Search the data catalog" in tools["search_catalog"].description  # from the prompt registry
-            for name, arguments in CALLS.items():
-                result = await client.call_tool(name, arguments)
-                assert not result.is_error, (name, result.content[0].text)
-                assert isinstance(result.structured_content, dict), name
+            await call_every_tool(client)
             lineage = await client.call_tool("lineage_impact", CALLS["lineage_impact"])
             assert "mesh://commerce/orders/orders#amount" in lineage.structured_content["source"]
 
@@ -138,7 +142,8 @@ def test_stdio_end_to_end(demo_workspace: Workspace) -> None:
     async def main():
         async with Client(params) as client:
             names = {t.name for t in (await client.list_tools()).tools}
-            assert "run_sql" in names
+            assert set(CALLS) <= names
+            await call_every_tool(client)
             result = await client.call_tool("get_product", {"product": "customer lifetime value"})
             assert result.structured_content["ref"] == "mesh://customer/customer-lifetime-value"
 
@@ -208,6 +213,8 @@ def test_http_requires_a_token_and_maps_it_to_a_role(http_server) -> None:
         async with _client(url, tokens["governance"]) as client:
             ok = await client.call_tool("run_sql", {"sql": "SELECT count(*) AS n FROM customer.customer_profile"})
             assert not ok.is_error and ok.structured_content["rows"] == [[2400]]
+            assert set(CALLS) <= {t.name for t in (await client.list_tools()).tools}
+            await call_every_tool(client)
 
     run(main)
 
