@@ -27,7 +27,7 @@ HELP = """I am Meshpilot, your data-mesh copilot. With no language model configu
 - trace lineage: "what feeds the campaign performance product?", "what breaks if I drop orders.amount?"
 - answer questions with SQL: "how many orders were placed per channel?"
 - work with contracts: "draft a contract for returns", "lint the orders contract", "test the customer profile contract"
-- list incidents: "open incidents on customer lifetime value"
+- list and triage incidents: "open incidents on customer lifetime value", "triage INC-0003"
 Set MESHPILOT_MODEL (see docs/models.md) for free-form conversation with any LiteLLM model."""
 
 _SQL_TEXT = re.compile(r"^\s*(?:```sql\s*)?(select|with)\b", re.IGNORECASE)
@@ -35,6 +35,7 @@ _INTENTS: list[tuple[str, re.Pattern[str]]] = [
     ("help", re.compile(r"^\s*(?:help|\?|hi|hello|hey)\s*[!.?]*\s*$|\bwhat can you (?:do|help)|\bhow (?:do i|can i) use "
                         r"(?:you|meshpilot)|\bwhat are your (?:tools|capabilities)", re.I)),
     ("incidents", re.compile(r"\bincidents?\b|\bINC-\d+|\boutages?\b|\btriage\b|\bwhat(?:'s| is) (?:wrong|broken) with|"
+                             r"\broot cause\b|\bwhy (?:is|are|does|did)\b.*\b(?:fail|failing|late|broken|missing|wrong)\b|"
                              r"\bany (?:problems|issues) (?:with|on)\b|\bpostmortems?\b", re.I)),
     ("contract", re.compile(r"\bcontracts?\b|\bodcs\b", re.I)),
     ("impact", re.compile(r"\bimpact|\bbreaks?\b|\bbroken\b|\baffect(?:ed|s)?\b|\bdownstream\b|"
@@ -117,6 +118,11 @@ class Router:
         product = self.find_product(text)
         if "contract" in intents:
             return [self._contract_call(text, product)]
+        if "incidents" in intents and re.search(r"\btriage\b|\bINC-\d+|\bwhat(?:'s| is) (?:wrong|broken) with|"
+                                                r"\bwhy (?:is|are|does|did)\b|\broot cause", text, re.I):
+            incident = re.search(r"\bINC-\d+\b", text, re.I)
+            target = incident.group(0).upper() if incident else (self.find_target(text, product) if product else text)
+            return [self._call("triage_incident", ref=target)]
         if "incidents" in intents:
             status = "open" if re.search(r"\b(?:open|active|current|ongoing|unresolved)\b", text, re.I) else \
                 "resolved" if re.search(r"\b(?:resolved|closed|past|previous)\b", text, re.I) else "all"
@@ -311,6 +317,11 @@ def compose(results: list[tuple[str, dict[str, Any], ToolMessage]]) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+def compose_one(name: str, data: dict[str, Any], args: dict[str, Any]) -> str:
+    """One tool result written as the offline model would (the CLI reuses it)."""
+    return _WRITERS.get(name, _generic)(data, args)
+
+
 def _first_line(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip())[:400]
 
@@ -450,6 +461,27 @@ def _incidents(data: dict[str, Any], args: dict[str, Any]) -> str:
                                       f"(opened {i.get('opened_at')})" for i in incidents[:15])
 
 
+def _triage(data: dict[str, Any], args: dict[str, Any]) -> str:
+    check = data.get("check") or {}
+    lines = [f"**{data['severity']}**: {data['subject']} on {data['dataset']}"
+             + (f" (check {check.get('id')}, failing {data['failing_since']} time(s) since {data['first_failure']})"
+                if check else "") + "."]
+    lines.append("Root-cause candidates:")
+    for i, c in enumerate(data.get("candidates", [])[:3], start=1):
+        lines.append(f"{i}. {c['summary']} (score {c['score']}): " + "; ".join(c["evidence"][-2:]))
+    blast = data.get("blast_radius", {})
+    lines.append(f"Blast radius: {len(blast.get('products', []))} product(s) " + ", ".join(blast.get("products", []))
+                 + (f"; consumers {', '.join(blast.get('consumers', []))}" if blast.get("consumers") else "") + ".")
+    if data.get("owners"):
+        lines.append("Owners: " + "; ".join(f"{o['name'] or o['team']} (on call {o.get('oncall') or '-'}, "
+                                            f"{o.get('slack_channel') or '-'})" for o in data["owners"]) + ".")
+    if data.get("similar_incidents"):
+        lines.append("Similar: " + "; ".join(f"{i['id']} {i['title']}" for i in data["similar_incidents"]) + ".")
+    lines.append("Next steps: " + " ".join(data.get("next_steps", [])))
+    lines.append("Severity: " + "; ".join(data.get("severity_reasons", [])) + ".")
+    return "\n\n".join(lines)
+
+
 def _generic(data: dict[str, Any], args: dict[str, Any]) -> str:
     return "```json\n" + json.dumps({k: v for k, v in data.items() if k != "citations"}, default=str)[:2000] + "\n```"
 
@@ -459,4 +491,5 @@ _WRITERS = {
     "lineage_impact": lambda d, a: _lineage(d, a, False), "search_catalog": _search, "ask_sql": _sql_answer,
     "run_sql": _run, "validate_sql": _validation, "contract_lint": _lint, "contract_diff": _diff,
     "contract_test": _test, "contract_draft": _draft, "list_incidents": _incidents, "publish_contract": _publish,
+    "triage_incident": _triage,
 }

@@ -47,6 +47,12 @@ class ToolContext:
         return self.policy.sql_guard(self.caller)
 
     @cached_property
+    def triage(self):
+        from meshpilot.tools.incidents import Triage
+
+        return Triage.open(self.workspace)
+
+    @cached_property
     def sql_schema(self):
         from meshpilot.tools.sql import workspace_schema
 
@@ -56,7 +62,7 @@ class ToolContext:
         """A context for another caller that shares this one's caller-independent state (policy, catalog,
         SQL schema), so a server opens the catalog once, not once per role."""
         other = ToolContext(self.workspace, caller, self.model)
-        for name in ("policy", "catalog", "sql_schema"):
+        for name in ("policy", "catalog", "sql_schema", "triage"):
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
         return other
@@ -257,6 +263,34 @@ def _test(ctx: ToolContext, a: ProductArgs) -> dict[str, Any]:
     return test_contract(path, ctx.workspace).model_dump() | {"citations": [ref]}
 
 
+class TriageArgs(BaseModel):
+    ref: str = Field(description="What to triage: an incident id (INC-0003), a check id, a dataset "
+                                 "(mesh:// or qualified name) or the text of an alert.")
+
+
+class UpdateIncidentArgs(BaseModel):
+    incident: str = Field(description="The incident id, e.g. INC-0003.")
+    status: Literal["open", "investigating", "mitigated", "resolved"] | None = Field(None, description="New status.")
+    assignee: str | None = Field(None, description="Who takes it.")
+    note: str | None = Field(None, description="A note for the timeline.")
+
+
+def _triage(ctx: ToolContext, a: TriageArgs) -> dict[str, Any]:
+    report = ctx.triage.triage(a.ref)
+    ctx.visible(report.dataset)
+    return report.model_dump(mode="json")
+
+
+def _update_incident(ctx: ToolContext, a: UpdateIncidentArgs) -> dict[str, Any]:
+    from meshpilot.tools.incidents import update_incident
+
+    actor = f"{ctx.caller.role}" + (f"@{ctx.caller.team}" if ctx.caller and ctx.caller.team else "") if ctx.caller else "meshpilot"
+    incident = update_incident(ctx.workspace, a.incident, actor, a.status, a.assignee, a.note)
+    ctx.__dict__.pop("triage", None)  # the next triage sees the update
+    return {"incident": incident.model_dump(mode="json", exclude_defaults=True),
+            "citations": list(incident.products)}
+
+
 def _incidents(ctx: ToolContext, a: IncidentArgs) -> dict[str, Any]:
     from meshpilot.mesh.store import MeshStore
 
@@ -315,6 +349,8 @@ TOOLS: dict[str, ToolSpec] = {t.name: t for t in [
     ToolSpec("contract_test", ProductArgs, _test),
     ToolSpec("publish_contract", DiffArgs, _publish, read_only=False, idempotent=True),
     ToolSpec("list_incidents", IncidentArgs, _incidents),
+    ToolSpec("triage_incident", TriageArgs, _triage),
+    ToolSpec("update_incident", UpdateIncidentArgs, _update_incident, read_only=False, idempotent=False),
 ]}
 
 

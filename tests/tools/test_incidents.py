@@ -1,0 +1,122 @@
+"""Triage on scenarios with a known root cause, and incident updates."""
+
+import copy
+import json
+import uuid
+
+import pytest
+import yaml
+
+from meshpilot.errors import InvalidArgumentError, NotFoundError
+from meshpilot.mesh.workspace import Workspace
+from meshpilot.tools.incidents import Triage, list_incidents, update_incident
+
+DAY = "2026-11-02"  # the day after the demo's AS_OF: the scenarios happen then
+
+
+def _events(workspace: Workspace, job: str) -> list[dict]:
+    lines = (workspace.root / "lineage" / "demo-pipelines.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["job"]["name"] == job]
+
+
+def _add_run(workspace: Workspace, job: str, start: str, end: str, state: str = "COMPLETE", mutate=None) -> None:
+    template = [e for e in _events(workspace, job) if e["eventType"] == "COMPLETE"][-1]
+    run_id = str(uuid.uuid4())
+    begin = copy.deepcopy(template) | {"eventType": "START", "eventTime": f"{DAY}T{start}:00+00:00", "outputs": []}
+    finish = copy.deepcopy(template) | {"eventType": state, "eventTime": f"{DAY}T{end}:00+00:00"}
+    begin["run"] = {"runId": run_id, "facets": {}}
+    finish["run"] = {"runId": run_id, "facets": {}}
+    if mutate:
+        mutate(finish)
+    with open(workspace.root / "lineage" / "scenario.jsonl", "a") as handle:
+        handle.write(json.dumps(begin) + "\n" + json.dumps(finish) + "\n")
+
+
+def _add_result(workspace: Workspace, dataset: str, check: str, time: str, status: str = "fail") -> None:
+    with open(workspace.root / "quality" / "scenario.jsonl", "a") as handle:
+        handle.write(json.dumps({"check_id": check, "dataset": dataset, "status": status, "observed": 3,
+                                 "message": "3 failing rows", "run_at": f"{DAY}T{time}:00Z"}) + "\n")
+
+
+CLV = "mesh://customer/customer-lifetime-value/customer_lifetime_value"
+CAMPAIGN = "mesh://marketing/campaign-performance/campaign_performance"
+ORDERS = "mesh://commerce/orders/orders"
+
+
+def test_the_demo_incident_names_the_planted_root_cause_first(demo_workspace: Workspace) -> None:
+    report = Triage.open(demo_workspace).triage("INC-0003")
+    top = report.candidates[0]
+    assert top.kind == "source_data" and "crm.public.customers#email" in top.ref
+    assert any("signup_date >= 2026-10-29" in e for e in top.evidence)
+    assert report.check["id"] == "profile_email_not_null" and report.failing_since == 3
+    assert report.blast_radius["products"] == ["mesh://customer/customer-lifetime-value",
+                                               "mesh://marketing/campaign-performance"]
+    assert report.owners[0]["team"] == "customer-insights" and report.owners[0]["oncall"]
+    assert report.severity in ("SEV1", "SEV2") and report.severity_reasons
+    assert report.next_steps and "crm.public.customers" in report.next_steps[0]
+
+
+def test_an_upstream_schema_change_is_ranked_first(demo_workspace: Workspace) -> None:
+    def retype(event):
+        for field in event["outputs"][0]["facets"]["schema"]["fields"]:
+            if field["name"] == "net_revenue":
+                field["type"] = "VARCHAR"
+
+    _add_run(demo_workspace, "customer.build_customer_lifetime_value", "04:02", "04:09", mutate=retype)
+    _add_run(demo_workspace, "marketing.build_campaign_performance", "05:01", "05:08")
+    _add_result(demo_workspace, CAMPAIGN, "campaign_roas_non_negative", "06:00")
+    report = Triage.open(demo_workspace).triage("campaign_roas_non_negative")
+    top = report.candidates[0]
+    assert top.kind == "schema_change" and top.ref == CLV
+    assert "net_revenue: DECIMAL(18,2) -> VARCHAR" in top.evidence[0]
+
+
+def test_a_late_upstream_run_is_ranked_first(demo_workspace: Workspace) -> None:
+    _add_run(demo_workspace, "commerce.ingest_orders", "13:30", "13:41")
+    _add_result(demo_workspace, CLV, "clv_net_revenue_non_negative", "14:00")
+    report = Triage.open(demo_workspace).triage(f"Alert: check failed on {CLV}")
+    top = report.candidates[0]
+    assert top.kind == "late_run" and top.ref == ORDERS
+    assert "after its usual time" in top.evidence[0]
+
+
+def test_a_failing_upstream_check_is_ranked_first(demo_workspace: Workspace) -> None:
+    _add_result(demo_workspace, ORDERS, "orders_amount_non_negative", "03:00")
+    _add_result(demo_workspace, CLV, "clv_net_revenue_non_negative", "05:00")
+    report = Triage.open(demo_workspace).triage("customer.customer_lifetime_value is failing")
+    top = report.candidates[0]
+    assert top.kind == "upstream_check" and top.ref == ORDERS
+    assert "orders_amount_non_negative" in top.evidence[0]
+
+
+def test_bad_references_are_clear(demo_workspace: Workspace) -> None:
+    triage = Triage.open(demo_workspace)
+    with pytest.raises(NotFoundError, match="No incident INC-9999"):
+        triage.triage("what about INC-9999?")
+    with pytest.raises(NotFoundError, match="Nothing in this workspace matches"):
+        triage.triage("the moon is made of cheese")
+    with pytest.raises(InvalidArgumentError, match="Say what to triage"):
+        triage.triage("  ")
+
+
+def test_updates_append_to_the_timeline(demo_workspace: Workspace, cli) -> None:
+    before = yaml.safe_load((demo_workspace.root / "incidents" / "INC-0003.yaml").read_text())["timeline"]
+    updated = update_incident(demo_workspace, "INC-0003", "grace", assignee="Grace Liu", note="Paging the CRM team.")
+    assert updated.assignee == "Grace Liu"
+    result = cli("incidents", "update", "INC-0003", "--status", "resolved", "--note", "CRM form fixed",
+                 "--workspace", str(demo_workspace.root), "--role", "governance", "--json")
+    assert result.code == 0
+    after = yaml.safe_load((demo_workspace.root / "incidents" / "INC-0003.yaml").read_text())
+    assert after["timeline"][:len(before)] == before  # history kept
+    assert [e["action"] for e in after["timeline"][len(before):]] == ["assigned", "note", "resolved"]
+    assert after["status"] == "resolved" and after["resolved_at"]
+    assert [i["id"] for i in list_incidents(demo_workspace, "unresolved")] == []
+    bad = cli("incidents", "update", "INC-0003", "--status", "sleeping", "--workspace", str(demo_workspace.root))
+    assert bad.code == 1 and "Unknown incident status 'sleeping'" in bad.stderr
+    assert "Nothing to update" in cli("incidents", "update", "INC-0003", "--workspace", str(demo_workspace.root)).stderr
+    assert "No incident INC-7" in cli("incidents", "update", "INC-7", "--note", "x", "--workspace", str(demo_workspace.root)).stderr
+
+
+def test_cli_triage(demo_workspace: Workspace, cli) -> None:
+    result = cli("incidents", "triage", "INC-0003", "--workspace", str(demo_workspace.root), "--json")
+    assert result.code == 0 and json.loads(result.stdout)["candidates"][0]["kind"] == "source_data"
