@@ -789,6 +789,47 @@ def serve_web(
     uvicorn.run(create_app(copilot.workspace, copilot=copilot), host="127.0.0.1", port=port, log_level="warning")
 
 
+@serve_app.command("slack")
+def serve_slack(
+    workspace: WorkspaceOption = None,
+    socket: Annotated[bool, typer.Option("--socket", help="Socket Mode (needs SLACK_APP_TOKEN) instead of HTTP.")] = False,
+    port: Annotated[int, typer.Option(help="HTTP mode: port for Slack's requests (POST /slack/events).")] = 3000,
+    host: Annotated[str, typer.Option(help="HTTP mode: address to listen on.")] = "127.0.0.1",
+    role: RoleOption = None,
+) -> None:
+    """The Slack bot: /meshpilot triage|ask, mentions, alert channels (docs/slack.md)."""
+    from meshpilot.server.slack import create_app
+
+    token, secret = os.environ.get("SLACK_BOT_TOKEN"), os.environ.get("SLACK_SIGNING_SECRET")
+    if not token or not (secret or socket):
+        raise MeshpilotError("The Slack bot needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (HTTP mode).",
+                             hint="Create the app from the manifest in docs/slack.md and copy its credentials.")
+    channels = tuple(c.strip() for c in os.environ.get("MESHPILOT_SLACK_ALERT_CHANNELS", "").split(",") if c.strip())
+    bolt = create_app(Workspace.open(workspace), token=token, signing_secret=secret or "socket-mode",
+                      alert_channels=channels, role=role)
+    if socket:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        app_token = os.environ.get("SLACK_APP_TOKEN")
+        if not app_token:
+            raise MeshpilotError("Socket Mode needs SLACK_APP_TOKEN (an app-level token with connections:write).")
+        SocketModeHandler(bolt, app_token).start()
+        return
+    import uvicorn
+    from slack_bolt.adapter.starlette import SlackRequestHandler
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    handler = SlackRequestHandler(bolt)
+
+    async def events(request):
+        return await handler.handle(request)
+
+    err.print(f"Slack events: http://{host}:{port}/slack/events", highlight=False)
+    uvicorn.run(Starlette(routes=[Route("/slack/events", events, methods=["POST"])]), host=host, port=port,
+                log_level="warning")
+
+
 tokens_app = typer.Typer(help="Bearer tokens for the HTTP servers (MCP, web chat).", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 

@@ -333,7 +333,7 @@ def _recognizers(with_names: bool):
                     token.text.lower() in self.given or token.text.lower() in self.family)
                 cued = _NAME_CUE.search(before) and (token.is_title or token.text.lower() in self.given
                                                      or token.text.lower() in self.family)
-                if not (cued or speaker):
+                if not (cued or speaker) or token.tag_ in ("NNS", "NNPS"):  # plurals ("Insights") are not names
                     continue
                 end = i + 1
                 while end < len(doc) and not taken[end] and self._nameish(doc[end]) and (
