@@ -35,6 +35,7 @@ CALLS = {
     "contract_diff": {"product": "orders", "proposed": "contracts/commerce.orders.odcs.yaml"},
     "contract_test": {"product": "returns"},
     "list_incidents": {"status": "open"},
+    "triage_incident": {"ref": "INC-0003"},
 }
 
 
@@ -60,7 +61,7 @@ def test_every_tool_is_listed_described_and_callable(demo_workspace: Workspace) 
     async def main():
         async with Client(server) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
-            assert set(CALLS) | {"publish_contract"} == set(tools)
+            assert set(CALLS) | {"publish_contract", "update_incident"} == set(tools)
             assert tools["run_sql"].annotations.read_only_hint is True
             assert tools["publish_contract"].annotations.read_only_hint is False
             assert tools["search_catalog"].input_schema["required"] == ["query"]

@@ -83,6 +83,10 @@ class Triage:
     writers: dict[str, set[str]] = field(default_factory=dict)  # dataset key -> jobs writing it
     schema_changes: dict[str, list[tuple[datetime, str, str]]] = field(default_factory=dict)  # key -> (when, job, what)
     results: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)  # (dataset ref, check) -> results
+    failing: dict[str, list[tuple[str, list[dict[str, Any]]]]] = field(default_factory=dict)  # ref -> failing checks
+    usual_start: dict[str, float] = field(default_factory=dict)  # job -> median start hour
+    qualified: dict[str, str] = field(default_factory=dict)  # lower-cased qualified name -> dataset ref
+    check_ids: dict[str, tuple[str, str]] = field(default_factory=dict)  # check id -> (dataset ref, check id)
     checks: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     incidents: list[dict[str, Any]] = field(default_factory=list)
     teams: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -101,6 +105,8 @@ class Triage:
         for job, started, ended, state, error in con.execute(
                 "SELECT job, started_at, ended_at, state, error FROM runs ORDER BY started_at").fetchall():
             self.runs.setdefault(job, []).append(_Run(job, started, ended, state, error))
+        self.usual_start = {job: statistics.median(r.started.hour + r.started.minute / 60 for r in runs)
+                            for job, runs in self.runs.items() if len(runs) >= 4}  # too few runs: no usual time
         for s_ns, s_name, t_ns, t_name, job in con.execute("SELECT * FROM dataset_edges").fetchall():
             self.writers.setdefault(f"{t_ns}/{t_name}", set()).add(job)
         # Schema facets over time: a change is a field added, removed or retyped between two events.
@@ -122,6 +128,9 @@ class Triage:
         for row in store._rows("SELECT dataset_ref, check_id, status, run_at, observed, message FROM check_results "
                                "ORDER BY run_at"):
             self.results.setdefault((row["dataset_ref"], row["check_id"]), []).append(row)
+        for (dataset, check_id), rows in self.results.items():
+            if rows[-1]["status"] in ("fail", "error"):
+                self.failing.setdefault(dataset, []).append((check_id, rows))
         for row in store._rows("SELECT * FROM checks"):
             self.checks[(row["dataset_ref"], row["id"])] = row
         self.incidents = store._rows("SELECT id, title, status, severity, opened_at, resolved_at, products, datasets, "
@@ -133,6 +142,11 @@ class Triage:
             self.products[ref] = json.loads(document)
         for row in store._rows("SELECT * FROM datasets"):
             self.dataset_rows[row["ref"]] = row
+            if row["qualified_name"]:
+                self.qualified[row["qualified_name"].lower()] = row["ref"]
+        self.check_ids = {}
+        for key in self.checks:
+            self.check_ids.setdefault(key[1], key)
 
     # --- resolving what to triage ---------------------------------------------------------------------------
 
@@ -155,8 +169,11 @@ class Triage:
             if dataset is None:
                 raise InvalidArgumentError(f"Incident {incident['id']} names no dataset or check to start from.")
             return dataset, incident, key, self.checks.get(key, {}).get("column_name") if key else None
-        for key in sorted(self.checks, key=lambda k: -len(k[1])):
-            if re.search(rf"(?<![\w-]){re.escape(key[1])}(?![\w-])", text):
+        # Check ids and table names are looked up word by word (an alert names them among other words).
+        words = re.findall(r"[\w.-]+", text)
+        for word in sorted(words, key=len, reverse=True):
+            key = self.check_ids.get(word.strip(".-"))
+            if key is not None:
                 return key[0], None, key, self.checks[key].get("column_name")
         if match := re.search(r"mesh://[\w.-]+/[\w.-]+/[\w.-]+(?:#\w+)?", text):
             parsed = MeshRef.parse(match.group(0))
@@ -164,17 +181,17 @@ class Triage:
             if dataset not in self.dataset_rows:
                 raise NotFoundError(f"No dataset {dataset} in this workspace.")
             return dataset, None, self._failing_check(dataset), parsed.column
-        for dataset_ref, row in sorted(self.dataset_rows.items(), key=lambda kv: -len(kv[1]["qualified_name"] or "")):
-            name = row["qualified_name"]
-            if name and re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text, re.I):
-                column = re.search(rf"{re.escape(name)}\.(\w+)", text, re.I)
-                return dataset_ref, None, self._failing_check(dataset_ref), column.group(1) if column else None
+        for word in sorted(words, key=len, reverse=True):
+            lowered = word.strip(".-").lower()
+            for candidate, column in ((lowered, None), (lowered.rsplit(".", 1)[0], lowered.rsplit(".", 1)[-1])):
+                dataset_ref = self.qualified.get(candidate)
+                if dataset_ref is not None:
+                    return dataset_ref, None, self._failing_check(dataset_ref), column
         raise NotFoundError(f"Nothing in this workspace matches '{text[:80]}'.",
                             hint="Give an incident id (INC-0003), a check id, a mesh:// dataset or a qualified table name.")
 
     def _failing_check(self, dataset: str) -> tuple[str, str] | None:
-        failing = [(rows[-1]["run_at"], key) for key, rows in self.results.items()
-                   if key[0] == dataset and rows and rows[-1]["status"] in ("fail", "error")]
+        failing = [(rows[-1]["run_at"], (dataset, check_id)) for check_id, rows in self.failing.get(dataset, ())]
         return max(failing)[1] if failing else None
 
     # --- triage ------------------------------------------------------------------------------------------------
@@ -225,7 +242,7 @@ class Triage:
                     if run.state == "FAIL":
                         add("failed_run", label, hops, run.started, f"run of {job} failed",
                             [f"{job} {run.state} at {run.started:%Y-%m-%d %H:%M}" + (f": {run.error}" if run.error else "")])
-                late = _late(runs, since)
+                late = _late(runs, since, self.usual_start.get(job))
                 if late:
                     add("late_run", label, hops, late[0].started, f"{job} ran late",
                         [f"{job} started {late[0].started:%Y-%m-%d %H:%M}, {late[1]:.1f} h after its usual time"])
@@ -234,8 +251,7 @@ class Triage:
                     add("schema_change", label, hops, when, f"schema of {label} changed", [f"{when:%Y-%m-%d %H:%M} ({job}): {what}"])
             if hops:
                 ref = self.graph.mesh_ref.get(up_key)
-                for (check_dataset, check_id), rows in self.results.items():
-                    if check_dataset == ref and rows and rows[-1]["status"] in ("fail", "error"):
+                for check_id, rows in self.failing.get(ref, ()):
                         first, count = _streak(rows)
                         add("upstream_check", ref, hops, first, f"check {check_id} fails upstream",
                             [f"{check_id} {rows[-1]['status']} since {first:%Y-%m-%d %H:%M} ({count} runs): {rows[-1]['message']}"])
@@ -395,11 +411,10 @@ def _window(runs: list[_Run], since: datetime | None) -> list[_Run]:
     return [r for r in runs if since - timedelta(days=7) <= r.started <= since + timedelta(hours=1)]
 
 
-def _late(runs: list[_Run], since: datetime | None) -> tuple[_Run, float] | None:
+def _late(runs: list[_Run], since: datetime | None, usual: float | None) -> tuple[_Run, float] | None:
     """The latest run before the failure that started LATE_HOURS after its usual time of day."""
-    if len(runs) < 4:
+    if usual is None:
         return None
-    usual = statistics.median(r.started.hour + r.started.minute / 60 for r in runs)
     for run in reversed(_window(runs, since)):
         delay = run.started.hour + run.started.minute / 60 - usual
         if delay >= LATE_HOURS:
