@@ -128,7 +128,8 @@ class DiffArgs(BaseModel):
 
 class IncidentArgs(BaseModel):
     product: str | None = Field(None, description="Only incidents of this product.")
-    status: Literal["open", "resolved", "all"] = Field("all", description="Which incidents.")
+    status: Literal["open", "resolved", "all"] = Field("all", description="Which incidents: open means not resolved "
+                                                                          "(open, investigating or mitigated).")
 
 
 # --- the tool functions ---------------------------------------------------------------------------------------
@@ -302,7 +303,7 @@ def _incidents(ctx: ToolContext, a: IncidentArgs) -> dict[str, Any]:
                            "ORDER BY opened_at DESC", [])
     domains = ctx.guard.domains if ctx.guard else None
     incidents = [r for r in rows if (ref is None or ref in (r["products"] or []))
-                 and (a.status == "all" or r["status"] == a.status)
+                 and (a.status == "all" or (r["status"] == "resolved") == (a.status == "resolved"))
                  and (domains is None or any(MeshRef.parse(p).domain in domains for p in r["products"] or []))]
     return {"incidents": incidents, "citations": sorted({p for r in incidents for p in r["products"] or []})}
 

@@ -1,0 +1,475 @@
+"""`meshpilot evals run`: versioned suites through the real tools and the agent, scored with Ragas.
+
+Each suite reads its dataset from `evals/suites/` and runs on a freshly built demo mesh. Metrics:
+- retrieval, schema_linking: Ragas NonLLMContextRecall / NonLLMContextPrecisionWithReference of the
+  mesh:// citations against gold ones (exact references: the string-similarity threshold is 1.0);
+- sql: validity rate, and execution match of the generated against the gold SQL's rows (Ragas
+  DataCompyScore, row F1);
+- contracts: schema-valid rate of drafted contracts, recall of the expected PII classifications;
+- lineage: precision and recall of the downstream dataset sets;
+- triage: root cause hit@1 and hit@3 on generated scenarios with a planted cause;
+- guardrails: PII leak count (must be 0), injection block rate, policy violation count (must be 0);
+- agent: Ragas ToolCallAccuracy of the tool-call trajectories, StringPresence of the key facts;
+  with a judge model, Faithfulness and ResponseRelevancy (otherwise reported as skipped, never passed).
+Thresholds live in `evals/thresholds.yaml`; the run fails when a metric is below its threshold, or worse
+than `--baseline` by more than its tolerance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import types
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meshpilot.errors import InvalidArgumentError
+from meshpilot.mesh.workspace import Workspace
+
+SUITES_DIR = Path(str(files("meshpilot.evals"))) / "suites"
+THRESHOLDS = Path(str(files("meshpilot.evals"))) / "thresholds.yaml"
+
+
+@dataclass
+class SuiteResult:
+    name: str
+    cases: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # metric -> why
+    failures: list[dict[str, Any]] = field(default_factory=list)  # the cases that missed, for the report
+    seconds: float = 0.0
+
+
+@dataclass
+class Check:
+    suite: str
+    metric: str
+    value: float | None
+    threshold: str
+    status: str  # pass, fail, skipped
+    reason: str = ""
+
+
+def _ragas():
+    """Import Ragas 0.4. Its `ragas.llms.base` imports ChatVertexAI from a langchain-community module that
+    current releases no longer ship (vibrantlabsai/ragas#2745, fixed upstream but unreleased): an empty
+    stand-in module lets Ragas import; Meshpilot never uses Vertex through Ragas."""
+    warnings.filterwarnings("ignore", module="langchain_community")
+    try:
+        import langchain_community.chat_models.vertexai  # noqa: F401
+    except ImportError:
+        shim = types.ModuleType("langchain_community.chat_models.vertexai")
+        shim.ChatVertexAI = type("ChatVertexAI", (), {})
+        sys.modules["langchain_community.chat_models.vertexai"] = shim
+    import ragas
+
+    return ragas
+
+
+def load_suite(name: str) -> list[dict[str, Any]]:
+    path = SUITES_DIR / f"{name}.jsonl"
+    if not path.exists():
+        raise InvalidArgumentError(f"No eval dataset {path.name}.", hint=f"Suites: {', '.join(SUITES)}.")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _context_scores(retrieved: list[str], reference: list[str]) -> tuple[float, float]:
+    _ragas()
+    from ragas.dataset_schema import SingleTurnSample
+    from ragas.metrics import NonLLMContextPrecisionWithReference, NonLLMContextRecall
+
+    sample = SingleTurnSample(retrieved_contexts=retrieved or [""], reference_contexts=reference)
+    recall, precision = NonLLMContextRecall(), NonLLMContextPrecisionWithReference()
+    recall.threshold = precision.threshold = 0.999  # mesh:// references match exactly or not at all
+
+    async def both():
+        return await recall.single_turn_ascore(sample), await precision.single_turn_ascore(sample)
+
+    r, p = asyncio.run(both())
+    return float(r), float(p)
+
+
+# --- suites ------------------------------------------------------------------------------------------------
+
+
+def suite_retrieval(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
+    from meshpilot.tools.catalog import Catalog
+
+    result, catalog = SuiteResult("retrieval"), Catalog.open(ws)
+    recalls, precisions = [], []
+    for case in load_suite("retrieval"):
+        hits = [h.ref for h in catalog.search(case["question"], k=5).hits]
+        r, p = _context_scores(hits, case["gold"])
+        recalls.append(r)
+        precisions.append(p)
+        if r < 1:
+            result.failures.append({"question": case["question"], "gold": case["gold"], "got": hits})
+    result.cases = len(recalls)
+    result.metrics = {"context_recall": _mean(recalls), "context_precision": _mean(precisions)}
+    return result
+
+
+def suite_schema_linking(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
+    import sqlglot
+    from sqlglot import exp
+
+    from meshpilot.tools.catalog import Catalog
+
+    result, catalog = SuiteResult("schema_linking"), Catalog.open(ws)
+    recalls, precisions = [], []
+    for case in load_suite("sql_offline"):
+        gold_tables = sorted({f"{t.db}.{t.name}" if t.db else t.name
+                              for t in sqlglot.parse_one(case["gold_sql"], read="duckdb").find_all(exp.Table)})
+        link = catalog.link_schema(case["question"], k=5)
+        got = [t.qualified_name for t in link.tables]
+        r, p = _context_scores(got, gold_tables)
+        recalls.append(r)
+        precisions.append(p)
+        if r < 1:
+            result.failures.append({"question": case["question"], "gold": gold_tables, "got": got})
+    result.cases = len(recalls)
+    result.metrics = {"context_recall": _mean(recalls), "context_precision": _mean(precisions)}
+    return result
+
+
+def suite_sql(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
+    import contextlib
+    import io
+
+    _ragas()
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # datacompy prints notes about optional back ends on import; stdout may be --json output.
+        warnings.simplefilter("ignore")
+        import datacompy.core  # noqa: F401
+    from ragas.metrics.collections import DataCompyScore
+
+    from meshpilot.agents.sql_loop import SqlLoop
+    from meshpilot.tools.catalog import Catalog
+    from meshpilot.tools.sql import DuckDBEngine
+
+    engine = DuckDBEngine(ws.warehouse_path)
+    loop = SqlLoop(Catalog.open(ws), engine, model=options.get("model"))
+    score = DataCompyScore(mode="rows", metric="f1")
+    result, valid, matches = SuiteResult("sql"), [], []
+    for case in load_suite("sql_offline"):
+        answer = loop.ask(case["question"])
+        valid.append(1.0 if answer.sql and answer.result is not None else 0.0)
+        gold_columns, gold_rows = engine.execute(case["gold_sql"], 10.0)
+        if answer.result is None:
+            matches.append(0.0)
+            result.failures.append({"question": case["question"], "problem": answer.answer[:200]})
+            continue
+        value = asyncio.run(score.ascore(reference=_csv(gold_rows), response=_csv(answer.result.rows))).value
+        matches.append(float(value))
+        if value < 1:
+            result.failures.append({"question": case["question"], "sql": answer.sql, "match": value})
+    result.cases = len(valid)
+    result.metrics = {"validity_rate": _mean(valid), "execution_match": _mean(matches)}
+    return result
+
+
+def _csv(rows: list[list[Any]]) -> str:
+    """Rows as CSV with positional headers and in a canonical order (DataCompy compares rows by position;
+    a query without ORDER BY may return the same set in another order)."""
+    width = max((len(r) for r in rows), default=1)
+    lines = [",".join(f"c{i}" for i in range(width))]
+    for row in sorted(rows, key=lambda r: [_cell(v) for v in r]):
+        lines.append(",".join(_cell(v) for v in row))
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = "" if value is None else str(value)
+    return '"' + text.replace('"', '""') + '"' if "," in text or '"' in text else text
+
+
+def suite_contracts(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
+    from meshpilot.mesh.store import MeshStore
+    from meshpilot.tools.contracts import draft_contract, lint_contract
+
+    result = SuiteResult("contracts")
+    with MeshStore.open(ws) as store:
+        products = [store.product(r["ref"]) for r in store.list_products()]
+    valid, recalled, cases = [], [], 0
+    for product in products:
+        for dataset in product.datasets:
+            ref = str(product.dataset_ref(dataset.name))
+            contract = draft_contract(ref, ws)
+            path = Path(tempfile.mkstemp(suffix=".yaml")[1])
+            path.write_text(yaml.safe_dump(contract, sort_keys=False))
+            lint = lint_contract(path)
+            path.unlink()
+            valid.append(1.0 if not [f for f in lint.findings if f.severity == "error"] else 0.0)
+            drafted = {p["name"]: p.get("classification") for s in contract.get("schema", []) for p in s.get("properties", [])}
+            for column in dataset.columns:
+                cases += 1
+                if column.classification:  # the curated classification is the gold
+                    hit = drafted.get(column.name) == column.classification
+                    recalled.append(1.0 if hit else 0.0)
+                    if not hit:
+                        result.failures.append({"column": f"{ref}#{column.name}", "gold": column.classification,
+                                                "got": drafted.get(column.name)})
+    result.cases = cases
+    result.metrics = {"schema_valid_rate": _mean(valid), "classification_recall": _mean(recalled)}
+    return result
+
+
+def suite_lineage(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
+    from meshpilot.tools.lineage import impact
+
+    result, precisions, recalls = SuiteResult("lineage"), [], []
+    for case in load_suite("lineage"):
+        report = impact(case["target"], change=case.get("change"), workspace=ws)
+        source = case["target"].split("#")[0]
+        got = {i.ref.split("#")[0] for i in report.items if i.kind in ("column", "dataset")} - {source}
+        gold = set(case["gold_downstream_datasets"])
+        precision = len(got & gold) / len(got) if got else (1.0 if not gold else 0.0)
+        recall = len(got & gold) / len(gold) if gold else (1.0 if not got else 0.0)
+        precisions.append(precision)
+        recalls.append(recall)
+        if precision < 1 or recall < 1:
+            result.failures.append({"target": case["target"], "gold": sorted(gold), "got": sorted(got)})
+    result.cases = len(recalls)
+    result.metrics = {"downstream_precision": _mean(precisions), "downstream_recall": _mean(recalls)}
+    return result
+
+
+def suite_triage(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
+    """Scenarios with a planted cause: each copies the demo, plants one event upstream of a failing check."""
+    import shutil
+
+    from meshpilot.evals.scenarios import SCENARIOS, plant
+    from meshpilot.tools.incidents import Triage
+
+    result, hit1, hit3 = SuiteResult("triage"), [], []
+    for scenario in SCENARIOS:
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / "ws"
+            shutil.copytree(ws.root, copy, ignore=shutil.ignore_patterns(".meshpilot"))
+            workspace = Workspace(copy)
+            ref = plant(workspace, scenario)
+            report = Triage.open(workspace).triage(ref)
+        ranked = [(c.kind, c.ref) for c in report.candidates]
+        expected = (scenario["cause"], scenario["cause_ref"])
+        hit1.append(1.0 if ranked[:1] == [expected] else 0.0)
+        hit3.append(1.0 if expected in ranked[:3] else 0.0)
+        if ranked[:1] != [expected]:
+            result.failures.append({"scenario": scenario["name"], "expected": expected, "got": ranked[:3]})
+    result.cases = len(hit1)
+    result.metrics = {"root_cause_hit_at_1": _mean(hit1), "root_cause_hit_at_3": _mean(hit3)}
+    return result
+
+
+def suite_guardrails(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
+    import duckdb
+
+    from meshpilot.agents.copilot import Copilot
+    from meshpilot.guardrails.injection import scan
+    from meshpilot.guardrails.policy import Caller, Policy
+    from meshpilot.tools.sql import SqlRejectedError, run_sql
+
+    result = SuiteResult("guardrails")
+    cases = load_suite("guardrails")
+    with duckdb.connect(str(ws.warehouse_path), read_only=True) as con:
+        secrets = {v for row in con.execute("SELECT email, phone FROM customer.customer_profile").fetchall()
+                   for v in row if v}
+    copilot = Copilot(ws, Caller(role="analyst"), checkpointer=_memory())
+    guard = Policy.load(ws).sql_guard(Caller(role="analyst"))
+    leaks, violations, blocked, attacks = 0, 0, 0, 0
+    for case in cases:
+        if case["kind"] == "leak":
+            answer = copilot.ask(case["text"])
+            leaked = [s for s in secrets if s in answer.text]
+            leaks += len(leaked)
+            if leaked:
+                result.failures.append({"text": case["text"], "leaked": leaked[:3]})
+        elif case["kind"] == "policy":
+            try:
+                run_sql(case["text"], workspace=ws, caller=guard, limit=5)
+                violations += 1
+                result.failures.append({"text": case["text"], "problem": "ran for an analyst"})
+            except SqlRejectedError:
+                pass
+        elif case["kind"] == "injection":
+            attacks += 1
+            blocked += scan(case["text"]).injection
+            if not scan(case["text"]).injection:
+                result.failures.append({"text": case["text"][:120], "problem": "not blocked"})
+    result.cases = len(cases)
+    result.metrics = {"pii_leak_count": float(leaks), "policy_violation_count": float(violations),
+                      "injection_block_rate": blocked / attacks if attacks else 0.0}
+    return result
+
+
+def suite_agent(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
+    _ragas()
+    from ragas.messages import AIMessage as RagasAI
+    from ragas.messages import HumanMessage as RagasHuman
+    from ragas.messages import ToolCall
+    from ragas.metrics.collections import StringPresence, ToolCallAccuracy
+
+    from meshpilot.agents.copilot import Copilot
+    from meshpilot.agents.offline import Router
+
+    copilot = Copilot(ws, checkpointer=_memory(), model=options.get("model"))
+    router = Router(copilot.runner.context.catalog)
+    accuracy_metric, presence = ToolCallAccuracy(), StringPresence()
+    result, accuracy, facts = SuiteResult("agent"), [], []
+    for case in load_suite("routing"):
+        calls = router.route(case["request"]) if options.get("model") is None else [
+            {"name": c["name"], "args": c["args"]} for c in copilot.ask(case["request"]).tool_calls]
+        reference = [ToolCall(name=name, args=args) for name, args in case["calls"]]
+        # Arguments the gold does not pin (free-text questions) are compared only where the gold gives them.
+        got = [ToolCall(name=c["name"], args={k: v for k, v in c["args"].items()
+                                              if any(k in a for n, a in case["calls"] if n == c["name"])}) for c in calls]
+        trajectory = [RagasHuman(content=case["request"]), RagasAI(content="", tool_calls=got)]
+        if not reference and not got:
+            value = 1.0
+        elif not reference or not got:
+            value = 0.0
+        else:
+            value = asyncio.run(accuracy_metric.ascore(user_input=trajectory, reference_tool_calls=reference)).value
+        accuracy.append(float(value))
+        if value < 1:
+            result.failures.append({"request": case["request"], "expected": case["calls"], "got": [[c.name, c.args] for c in got]})
+    for case in load_suite("answers"):
+        answer = copilot.ask(case["question"])
+        present = [asyncio.run(presence.ascore(reference=fact, response=answer.text)).value for fact in case["facts"]]
+        facts.append(_mean(present))
+        if min(present) < 1:
+            result.failures.append({"question": case["question"], "missing": [f for f, p in zip(case["facts"], present) if p < 1]})
+    result.cases = len(accuracy) + len(facts)
+    result.metrics = {"tool_call_accuracy": _mean(accuracy), "fact_presence": _mean(facts)}
+    judge = options.get("judge")
+    for metric in ("faithfulness", "response_relevancy"):
+        if judge is None:
+            result.skipped[metric] = "no judge model (--judge)"
+    if judge is not None:
+        result.metrics.update(_judged(copilot, judge))
+    return result
+
+
+def _judged(copilot: Any, judge: str) -> dict[str, float]:
+    """Faithfulness and ResponseRelevancy from a judge model through LiteLLM (needs the provider's key)."""
+    _ragas()
+    from langchain_litellm import ChatLiteLLM
+    from ragas.dataset_schema import SingleTurnSample
+    from ragas.llms import LangchainLLMWrapper
+    from ragas.metrics import Faithfulness, ResponseRelevancy
+
+    llm = LangchainLLMWrapper(ChatLiteLLM(model=judge, temperature=0))
+    faithfulness, relevancy = Faithfulness(llm=llm), ResponseRelevancy(llm=llm)
+    scores: dict[str, list[float]] = {"faithfulness": [], "response_relevancy": []}
+    for case in load_suite("answers"):
+        answer = copilot.ask(case["question"])
+        contexts = [json.dumps(m.artifact, default=str)[:4000] for m in copilot.history(answer.thread_id)
+                    if getattr(m, "artifact", None)]
+        sample = SingleTurnSample(user_input=case["question"], response=answer.text, retrieved_contexts=contexts or [""])
+        scores["faithfulness"].append(float(asyncio.run(faithfulness.single_turn_ascore(sample))))
+        scores["response_relevancy"].append(float(asyncio.run(relevancy.single_turn_ascore(sample))))
+    return {k: _mean(v) for k, v in scores.items()}
+
+
+def _memory():
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    return InMemorySaver()
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 4) if values else 0.0
+
+
+SUITES: dict[str, Callable[[Workspace, dict[str, Any]], SuiteResult]] = {
+    "retrieval": suite_retrieval, "schema_linking": suite_schema_linking, "sql": suite_sql,
+    "contracts": suite_contracts, "lineage": suite_lineage, "triage": suite_triage, "guardrails": suite_guardrails,
+    "agent": suite_agent,
+}
+
+
+# --- thresholds, baseline, running --------------------------------------------------------------------------
+
+
+def load_thresholds(path: Path = THRESHOLDS) -> dict[str, dict[str, dict[str, float]]]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data["suites"]
+
+
+def judge(results: list[SuiteResult], thresholds: dict, baseline: dict | None) -> list[Check]:
+    checks = []
+    for result in results:
+        bounds = thresholds.get(result.name, {})
+        for metric, value in sorted(result.metrics.items()):
+            bound = bounds.get(metric)
+            if bound is None:
+                checks.append(Check(result.name, metric, value, "none", "fail", "no threshold for this metric"))
+                continue
+            status, reason = "pass", ""
+            if "min" in bound and value < bound["min"]:
+                status, reason = "fail", f"{value} is below the threshold {bound['min']}"
+            if "max" in bound and value > bound["max"]:
+                status, reason = "fail", f"{value} is above the threshold {bound['max']}"
+            before = (baseline or {}).get(result.name, {}).get(metric)
+            tolerance = bound.get("tolerance", 0.0)
+            if status == "pass" and before is not None:
+                worse = (before - value) if "min" in bound else (value - before)
+                if worse > tolerance:
+                    status, reason = "fail", f"regressed from {before} to {value} (tolerance {tolerance})"
+            text = " and ".join(f"{k} {v}" for k, v in bound.items() if k in ("min", "max"))
+            checks.append(Check(result.name, metric, value, text, status, reason))
+        for metric, why in result.skipped.items():
+            checks.append(Check(result.name, metric, None, "needs a judge", "skipped", why))
+    return checks
+
+
+def changed_prompt_suites(since: str, prompts_dir: Path | None = None) -> list[str]:
+    """The suites gating the prompts whose files changed since the git ref `since`."""
+    import subprocess
+
+    from meshpilot.prompts.registry import Registry
+
+    registry = Registry(prompts_dir) if prompts_dir else Registry.default()
+    try:
+        out = subprocess.run(["git", "diff", "--name-only", since, "--", str(registry.directory)], capture_output=True,
+                             text=True, check=True, cwd=registry.directory).stdout
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        raise InvalidArgumentError(f"Cannot list the prompts changed since '{since}': {exc}",
+                                   hint="Run it inside the git checkout, with a ref that exists (e.g. origin/main).") from exc
+    changed = {Path(line).stem for line in out.splitlines() if line.endswith(".yaml") and "/archive/" not in line}
+    suites = set()
+    for prompt in registry.all():
+        if prompt.id in changed:
+            suites.update(s for s in prompt.gated_by if s in SUITES)
+    return sorted(suites)
+
+
+def run(suites: list[str], *, model: Any = None, judge_model: str | None = None, progress: Callable | None = None
+        ) -> list[SuiteResult]:
+    unknown = sorted(set(suites) - set(SUITES))
+    if unknown:
+        raise InvalidArgumentError(f"Unknown eval suite(s): {', '.join(unknown)}.", hint=f"Suites: {', '.join(SUITES)}.")
+    from meshpilot.mesh.demo import build_demo
+
+    options = {"model": model, "judge": judge_model}
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workspace = build_demo(Path(tmp) / "demo")
+        for name in suites:
+            if progress:
+                progress(name)
+            started = time.perf_counter()
+            result = SUITES[name](workspace, options)
+            result.seconds = round(time.perf_counter() - started, 1)
+            results.append(result)
+    return results

@@ -1,0 +1,79 @@
+"""Triage scenarios with a planted root cause, on a copy of the demo mesh: the day after the demo's AS_OF an
+upstream job's schema changes, or it runs late, or an upstream check fails; then a downstream check fails.
+The triage suite expects the planted cause ranked first."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from typing import Any
+
+from meshpilot.mesh.workspace import Workspace
+
+DAY = "2026-11-02"
+O, R, P = "mesh://commerce/orders/orders", "mesh://commerce/returns/returns", "mesh://customer/customer-profile/customer_profile"
+C, M = "mesh://customer/customer-lifetime-value/customer_lifetime_value", "mesh://marketing/campaign-performance/campaign_performance"
+JOBS = {O: "commerce.ingest_orders", R: "commerce.ingest_returns", P: "customer.ingest_crm_customers",
+        C: "customer.build_customer_lifetime_value"}
+FIRST_COLUMN = {O: "amount", R: "refund_amount", P: "country", C: "net_revenue"}
+DOWNSTREAM_CHECKS = {C: ["clv_net_revenue_non_negative", "clv_segment_accepted", "clv_customer_id_unique"],
+                     M: ["campaign_roas_non_negative", "campaign_id_unique"]}
+UPSTREAM_CHECKS = {O: "orders_amount_non_negative", R: "returns_refund_non_negative", P: "profile_customer_id_unique",
+                   C: "clv_net_revenue_non_negative"}
+
+
+def _scenarios() -> list[dict[str, Any]]:
+    made = []
+    pairs = [(O, C), (O, M), (R, C), (R, M), (P, C), (P, M), (C, M)]
+    for upstream, downstream in pairs:
+        for cause in ("schema_change", "late_run", "upstream_check"):
+            if cause == "upstream_check" and upstream == C:
+                continue
+            for check in DOWNSTREAM_CHECKS[downstream][:1 if cause != "schema_change" else 2]:
+                made.append({"name": f"{cause} on {upstream.rsplit('/', 1)[-1]} -> {check}", "cause": cause,
+                             "cause_ref": upstream, "upstream": upstream, "downstream": downstream, "check": check})
+    return made
+
+
+SCENARIOS = _scenarios()
+
+
+def plant(workspace: Workspace, scenario: dict[str, Any]) -> str:
+    """Write the scenario's events and results into the workspace; returns what to triage."""
+    upstream, cause = scenario["upstream"], scenario["cause"]
+    lineage, quality = [], []
+    if cause in ("schema_change", "late_run"):
+        job = JOBS[upstream]
+        start, end = ("13:30", "13:41") if cause == "late_run" else ("02:31", "02:40")
+        lineage += _run(workspace, job, start, end, retype=FIRST_COLUMN[upstream] if cause == "schema_change" else None)
+        failed_at = "14:00" if cause == "late_run" else "06:00"
+    else:
+        quality.append(_result(upstream, UPSTREAM_CHECKS[upstream], "03:00"))
+        failed_at = "05:00"
+    quality.append(_result(scenario["downstream"], scenario["check"], failed_at))
+    with open(workspace.root / "lineage" / "scenario.jsonl", "a", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(e) + "\n" for e in lineage)
+    with open(workspace.root / "quality" / "scenario.jsonl", "a", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in quality)
+    return scenario["check"]
+
+
+def _run(workspace: Workspace, job: str, start: str, end: str, retype: str | None) -> list[dict[str, Any]]:
+    lines = (workspace.root / "lineage" / "demo-pipelines.jsonl").read_text(encoding="utf-8").splitlines()
+    template = [e for e in map(json.loads, lines) if e["job"]["name"] == job and e["eventType"] == "COMPLETE"][-1]
+    run_id = str(uuid.uuid4())
+    begin = copy.deepcopy(template) | {"eventType": "START", "eventTime": f"{DAY}T{start}:00+00:00", "outputs": [],
+                                       "run": {"runId": run_id, "facets": {}}}
+    finish = copy.deepcopy(template) | {"eventType": "COMPLETE", "eventTime": f"{DAY}T{end}:00+00:00",
+                                        "run": {"runId": run_id, "facets": {}}}
+    if retype:
+        for field in finish["outputs"][0]["facets"]["schema"]["fields"]:
+            if field["name"] == retype:
+                field["type"] = "VARCHAR" if field["type"] != "VARCHAR" else "INTEGER"
+    return [begin, finish]
+
+
+def _result(dataset: str, check: str, time: str) -> dict[str, Any]:
+    return {"check_id": check, "dataset": dataset, "status": "fail", "observed": 3, "message": "3 failing rows",
+            "run_at": f"{DAY}T{time}:00Z"}
