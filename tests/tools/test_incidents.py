@@ -120,3 +120,22 @@ def test_updates_append_to_the_timeline(demo_workspace: Workspace, cli) -> None:
 def test_cli_triage(demo_workspace: Workspace, cli) -> None:
     result = cli("incidents", "triage", "INC-0003", "--workspace", str(demo_workspace.root), "--json")
     assert result.code == 0 and json.loads(result.stdout)["candidates"][0]["kind"] == "source_data"
+
+
+def test_a_model_summary_keeps_only_claims_the_facts_hold(demo_workspace: Workspace) -> None:
+    from langchain_core.messages import AIMessage
+
+    from meshpilot.agents.llm import ScriptedChatModel
+    from meshpilot.tools.incidents import summarize
+
+    report = Triage.open(demo_workspace).triage("INC-0003")
+    model = ScriptedChatModel(script=[AIMessage(content=(
+        "INC-0003 is SEV2: profile_email_not_null fails on mesh://customer/customer-profile/customer_profile. "
+        "The cause is the CRM source postgres://crm-db.internal:5432/crm.public.customers#email. "
+        "It also broke mesh://finance/ledger/ledger and 9999 customers."))])
+    result = summarize(report, model)
+    assert "crm.public.customers" in result["summary"] and "ledger" not in result["summary"]
+    [dropped] = result["unsupported"]
+    assert "mesh://finance/ledger/ledger" in dropped["not_in_facts"] and "9999" in dropped["not_in_facts"]
+    assert result["prompt"] == "triage_summary@1.0.0"
+    assert "Facts:" in model.received[0][0].content  # the governed prompt, rendered with the facts

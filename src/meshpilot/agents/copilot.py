@@ -48,8 +48,6 @@ MAX_TOOL_CALLS = 8
 # names read like places to a NER model, and a place alone rarely identifies a person.
 MODEL_PII = tuple(e for e in pii.ENTITIES if e != "LOCATION")
 CHECKPOINT_URL_ENV = "MESHPILOT_CHECKPOINT_URL"
-# Tools whose results hold rows of data; the others return catalog metadata (names, owners, contacts).
-DATA_TOOLS = {"run_sql", "ask_sql", "contract_test", "contract_draft"}
 
 
 def _pseudonymizer(state: CopilotState) -> pii.Pseudonymizer:
@@ -206,7 +204,7 @@ class Copilot:
         if not outcome.ok:
             return ToolMessage(content=outcome.error, tool_call_id=call["id"], name=name, status="error"), [], []
         # The model gets the result pseudonymised and fenced as data; the real one stays in the artifact.
-        pseudonymizer.origin_public = name not in DATA_TOOLS
+        pseudonymizer.origin_public = not TOOLS[name].returns_data  # catalog metadata may be shown to anyone
         masked = json.dumps(_pseudonymize_values(json.loads(json.dumps(outcome.result, default=str)), pseudonymizer),
                             ensure_ascii=False)
         message = ToolMessage(content=fence(f"{name} result", masked), tool_call_id=call["id"], name=name,

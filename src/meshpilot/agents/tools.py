@@ -277,9 +277,14 @@ class UpdateIncidentArgs(BaseModel):
 
 
 def _triage(ctx: ToolContext, a: TriageArgs) -> dict[str, Any]:
+    from meshpilot.tools.incidents import summarize
+
     report = ctx.triage.triage(a.ref)
     ctx.visible(report.dataset)
-    return report.model_dump(mode="json")
+    result = report.model_dump(mode="json")
+    if ctx.model is not None:  # the deterministic report stands on its own; a model only summarises it
+        result["summary"] = summarize(report, ctx.model)
+    return result
 
 
 def _update_incident(ctx: ToolContext, a: UpdateIncidentArgs) -> dict[str, Any]:
@@ -317,6 +322,7 @@ class ToolSpec:
     destructive: bool = False
     idempotent: bool = True
     needs_model: bool = False
+    returns_data: bool = False  # rows of data (not catalog metadata): personal data in it is the data's PII
 
     @property
     def description(self) -> str:
@@ -340,14 +346,14 @@ TOOLS: dict[str, ToolSpec] = {t.name: t for t in [
     ToolSpec("get_product", ProductArgs, _product),
     ToolSpec("link_schema", QuestionArgs, _link),
     ToolSpec("validate_sql", SqlArgs, _validate),
-    ToolSpec("run_sql", RunSqlArgs, _run),
-    ToolSpec("ask_sql", QuestionArgs, _ask, needs_model=True),
+    ToolSpec("run_sql", RunSqlArgs, _run, returns_data=True),
+    ToolSpec("ask_sql", QuestionArgs, _ask, needs_model=True, returns_data=True),
     ToolSpec("lineage_impact", TargetArgs, _impact),
     ToolSpec("lineage_upstream", TargetArgs, _upstream),
-    ToolSpec("contract_draft", DatasetArgs, _draft, needs_model=True),
+    ToolSpec("contract_draft", DatasetArgs, _draft, needs_model=True, returns_data=True),
     ToolSpec("contract_lint", ProductArgs, _lint),
     ToolSpec("contract_diff", DiffArgs, _diff),
-    ToolSpec("contract_test", ProductArgs, _test),
+    ToolSpec("contract_test", ProductArgs, _test, returns_data=True),
     ToolSpec("publish_contract", DiffArgs, _publish, read_only=False, idempotent=True),
     ToolSpec("list_incidents", IncidentArgs, _incidents),
     ToolSpec("triage_incident", TriageArgs, _triage),

@@ -37,7 +37,6 @@ from meshpilot.guardrails.policy import Caller, Policy
 from meshpilot.mesh.workspace import Workspace
 from meshpilot.prompts.registry import Registry
 
-DATA_TOOLS = {"run_sql", "ask_sql", "contract_test", "contract_draft"}
 RELOAD_CHECK_S = 2.0
 
 
@@ -209,7 +208,7 @@ def _guarded(name: str, result: dict[str, Any], runner: ToolRunner) -> dict[str,
         if isinstance(value, str):
             if len(value) > 30 and " " in value:
                 prose.append(value)
-            if not may_read_pii and name in DATA_TOOLS and len(value) > 2:
+            if not may_read_pii and TOOLS[name].returns_data and len(value) > 2:
                 findings = pii.analyze(value, REDACTED_ENTITIES, threshold=REDACTION_THRESHOLD)
                 if findings:
                     actions.append("PII redacted")

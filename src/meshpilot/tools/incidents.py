@@ -465,6 +465,32 @@ def _next_steps(candidates: list[Candidate], owners: list[dict[str, Any]], blast
     return steps
 
 
+# --- an optional summary by a model, checked against the facts ------------------------------------------------
+
+_CLAIM = re.compile(r"mesh://[\w./#-]+|\bINC-\d+\b|\bSEV[1-4]\b|\b[a-z][\w-]*\.[a-z][\w.]*\b|\b\d+(?:\.\d+)?\b")
+
+
+def summarize(report: TriageReport, model: Any) -> dict[str, Any]:
+    """A summary written by `model` through the governed prompt `triage_summary`, from the report's facts only.
+    Every reference, id, severity and number in it must appear in the facts: sentences with a claim the
+    facts do not hold are dropped and listed as unsupported."""
+    from meshpilot.prompts import registry
+
+    prompt = registry.load("triage_summary")
+    facts = report.model_dump_json(exclude={"check": {"history"}})
+    reply = model.invoke(prompt.render(facts=facts))
+    text = reply.content if isinstance(reply.content, str) else str(reply.content)
+    kept, unsupported = [], []
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        claims = [c.rstrip(".") for c in _CLAIM.findall(sentence)]
+        missing = [c for c in claims if c not in facts]
+        if missing:
+            unsupported.append({"sentence": sentence, "not_in_facts": missing})
+        elif sentence:
+            kept.append(sentence)
+    return {"summary": " ".join(kept), "unsupported": unsupported, "prompt": prompt.ref}
+
+
 # --- incidents: list and update ---------------------------------------------------------------------------------
 
 
