@@ -327,7 +327,8 @@ def search(
     guard = _guard(ws, role, team, "search_catalog")
     catalog = Catalog.open(ws)
     result = catalog.search(query, domain=domain, owner=owner, tags=tag, classification=classification, kind=kind, k=k,
-                            visible_domains=guard.domains if guard else None)
+                            visible_domains=guard.domains if guard else None,
+                            visible_products=guard.products if guard else None)
     if json_output:
         _print_json(result.model_dump())
         return

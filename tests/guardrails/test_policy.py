@@ -62,3 +62,26 @@ def test_the_sql_loop_applies_the_callers_policy(demo_workspace: Workspace) -> N
                    caller=_guard(demo_workspace, "analyst"))
     answer = loop.ask("list the customer e-mail addresses")
     assert answer.result is None and "holds personal data" in answer.problems[0]
+
+
+def test_roles_limited_to_products_and_allowed_classifications(demo_workspace: Workspace) -> None:
+    import yaml
+
+    from meshpilot.agents.tools import SearchArgs, ToolContext, _search
+
+    path = demo_workspace.root / "policy.yaml"
+    policy = yaml.safe_load(path.read_text())
+    policy["roles"]["orders-only"] = {"domains": "*", "products": ["mesh://commerce/orders"], "pii": "refuse"}
+    policy["roles"]["geo-analyst"] = {"domains": "*", "pii": "refuse", "classifications": ["LOCATION"]}
+    path.write_text(yaml.safe_dump(policy))
+    orders_only = _guard(demo_workspace, "orders-only")
+    assert sql.run_sql("SELECT count(*) FROM commerce.orders", workspace=demo_workspace, caller=orders_only).row_count == 1
+    with pytest.raises(SqlRejectedError, match="product mesh://commerce/returns"):
+        sql.run_sql("SELECT count(*) FROM commerce.returns", workspace=demo_workspace, caller=orders_only)
+    hits = _search(ToolContext(demo_workspace, Caller(role="orders-only")), SearchArgs(query="refund amount returns orders", k=10))["hits"]
+    assert hits and all(h["product"] == "orders" for h in hits)
+    geo = _guard(demo_workspace, "geo-analyst")
+    assert sql.run_sql("SELECT city, count(*) FROM customer.customer_profile GROUP BY 1", workspace=demo_workspace,
+                       caller=geo).row_count > 0
+    with pytest.raises(SqlRejectedError, match="EMAIL_ADDRESS"):
+        sql.run_sql("SELECT email FROM customer.customer_profile", workspace=demo_workspace, caller=geo)

@@ -75,12 +75,16 @@ class ToolContext:
             return str(store.resolve_product(text))
 
     def visible(self, ref: str) -> None:
-        """Refuse a product or dataset outside the caller's domains."""
+        """Refuse a product or dataset outside the caller's domains and products."""
         domains = self.guard.domains if self.guard else None
-        domain = MeshRef.parse(ref).domain
-        if domains is not None and domain not in domains:
-            raise InvalidArgumentError(f"Your role may not see the domain '{domain}'.",
+        parsed = MeshRef.parse(ref)
+        if domains is not None and parsed.domain not in domains:
+            raise InvalidArgumentError(f"Your role may not see the domain '{parsed.domain}'.",
                                        hint=f"Visible domains: {', '.join(sorted(domains)) or 'none'}.")
+        products = self.guard.products if self.guard else None
+        if products is not None and str(parsed.product_ref()) not in products:
+            raise InvalidArgumentError(f"Your role may not see the product {parsed.product_ref()}.",
+                                       hint=f"Visible products: {', '.join(sorted(products)) or 'none'}.")
 
 
 # --- arguments ---------------------------------------------------------------------------------------------
@@ -137,7 +141,8 @@ class IncidentArgs(BaseModel):
 
 def _search(ctx: ToolContext, a: SearchArgs) -> dict[str, Any]:
     result = ctx.catalog.search(a.query, domain=a.domain, kind=a.kind, k=a.k,
-                                visible_domains=ctx.guard.domains if ctx.guard else None)
+                                visible_domains=ctx.guard.domains if ctx.guard else None,
+                                visible_products=ctx.guard.products if ctx.guard else None)
     return {"hits": [h.model_dump(exclude={"matched"}) for h in result.hits], "citations": result.citations}
 
 

@@ -39,7 +39,10 @@ POLICY_FILE = "policy.yaml"
 
 class Role(Strict):
     domains: str | list[str] = "*"
+    products: str | list[str] = Field("*", description="Within those domains, only these products (mesh:// refs).")
     pii: str = Field("refuse", pattern="^(refuse|allow)$")
+    classifications: list[str] = Field(
+        [], description="PII classes the role may read even with pii: refuse (e.g. LOCATION for city-level work).")
     tools: str | list[str] = "*"
     description: str | None = None
 
@@ -123,6 +126,18 @@ class Policy(BaseModel):
             return set(self.team_domains.get(caller.team, []))
         return set(allowed if isinstance(allowed, list) else [allowed])
 
+    def products(self, caller: Caller) -> set[str] | None:
+        """The products the caller may read; None means every product of their domains."""
+        allowed = self.role(caller).products
+        return None if allowed == "*" else set(allowed if isinstance(allowed, list) else [allowed])
+
+    def visible(self, caller: Caller, ref: str) -> bool:
+        """Whether the caller may see a product, dataset or column reference."""
+        parsed = MeshRef.parse(ref)
+        domains, products = self.domains(caller), self.products(caller)
+        return (domains is None or parsed.domain in domains) and (
+            products is None or str(parsed.product_ref()) in products)
+
     def may_read_pii(self, caller: Caller) -> bool:
         return self.role(caller).pii == "allow"
 
@@ -141,19 +156,26 @@ class SqlGuard:
     def __init__(self, policy: Policy, caller: Caller):
         self.caller = caller
         self.domains = policy.domains(caller)
+        self.products = policy.products(caller)
         self.pii = policy.may_read_pii(caller)
+        self.classes = set(policy.role(caller).classifications)
         self.role = caller.role
 
     def check_table(self, table: Any) -> str | None:
-        if self.domains is None or not table.ref:
+        if not table.ref:
             return None
-        domain = MeshRef.parse(table.ref).domain
-        return None if domain in self.domains else (
-            f"role '{self.role}' may not read {table.name} (domain {domain}; allowed: {', '.join(sorted(self.domains)) or 'none'})")
+        ref = MeshRef.parse(table.ref)
+        if self.domains is not None and ref.domain not in self.domains:
+            return (f"role '{self.role}' may not read {table.name} (domain {ref.domain}; allowed: "
+                    f"{', '.join(sorted(self.domains)) or 'none'})")
+        if self.products is not None and str(ref.product_ref()) not in self.products:
+            return (f"role '{self.role}' may not read {table.name} (product {ref.product_ref()}; allowed: "
+                    f"{', '.join(sorted(self.products)) or 'none'})")
+        return None
 
     def check_column(self, table: Any, column: str) -> str | None:
         classification = table.classifications.get(column.lower()) if hasattr(table, "classifications") else None
-        if classification and not self.pii:
+        if classification and not self.pii and classification not in self.classes:
             return (f"role '{self.role}' may not read {table.name}.{column}: it holds personal data ({classification}); "
                     "leave it out of the query, or ask governance for access")
         return None

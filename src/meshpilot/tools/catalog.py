@@ -217,8 +217,10 @@ class Catalog:
 
     def search(self, query: str, domain: str | None = None, owner: str | None = None,
                tags: list[str] | None = None, classification: str | None = None, kind: str | None = None,
-               k: int = 10, visible_domains: set[str] | None = None) -> SearchResult:
-        """`visible_domains` (from the access policy) hides everything outside them, before ranking."""
+               k: int = 10, visible_domains: set[str] | None = None,
+               visible_products: set[str] | None = None) -> SearchResult:
+        """`visible_domains` (from the access policy) hides everything outside them, before ranking;
+        `visible_products` narrows further, on a ranking ten times wider than `k`."""
         if not query or not query.strip():
             raise InvalidArgumentError("The search query is empty.", hint='Say what you are looking for, e.g. "customer email".')
         if not self.index.tokenizer(query):
@@ -236,11 +238,15 @@ class Catalog:
                 raise InvalidArgumentError(f"Your role may not see the domain '{domain}'.",
                                            hint=f"Visible domains: {', '.join(sorted(visible_domains)) or 'none'}.")
             applied["domain"] = [domain] if domain else sorted(visible_domains) or ["(none)"]
-        ranked = self.index.score(query, applied, limit=k)
+        wide = k if visible_products is None else k * 10
+        ranked = self.index.score(query, applied, limit=wide)
         candidates = [(float(score), kind_, int(row)) for kind_, (rows, scores) in ranked.items()
-                      for row, score in zip(rows[:k], scores[:k], strict=True)]
+                      for row, score in zip(rows[:wide], scores[:wide], strict=True)]
         candidates.sort(key=lambda c: -c[0])
-        hits = [self._hit(query, kind_, row, score) for score, kind_, row in candidates[:k]]
+        hits = [self._hit(query, kind_, row, score) for score, kind_, row in candidates[:wide]]
+        if visible_products is not None:
+            hits = [h for h in hits if f"mesh://{h.domain}/{h.product}" in visible_products]
+        hits = hits[:k]
         return SearchResult(query=query, filters={k_: v for k_, v in filters.items() if v}, hits=hits,
                             citations=[h.ref for h in hits], index=self.status)
 
