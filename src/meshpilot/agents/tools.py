@@ -9,7 +9,7 @@ guard refuses columns) and by the caller of `call` (tools per role, approvals, a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +28,6 @@ class ToolContext:
     workspace: Workspace
     caller: Caller | None = None
     model: Any | None = None  # the chat model for tools that write (ask_sql, contract descriptions)
-    _policy: Policy | None = field(default=None, init=False)
 
     @cached_property
     def policy(self) -> Policy | None:
