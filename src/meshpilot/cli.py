@@ -974,6 +974,9 @@ def pii_classify(
 
     ws = Workspace.open(workspace)
     proposals = classify_workspace(ws)
+    if not proposals:
+        err.print("This workspace has no datasets to classify; import some first (meshpilot import ...).")
+        return
     changed = write_classifications(ws, proposals) if write else []
     if json_output:
         _print_json({"columns": [p.as_dict() for p in proposals], "written": changed})

@@ -28,6 +28,7 @@ HELP = """I am Meshpilot, your data-mesh copilot. With no language model configu
 - answer questions with SQL: "how many orders were placed per channel?"
 - work with contracts: "draft a contract for returns", "lint the orders contract", "test the customer profile contract"
 - list and triage incidents: "open incidents on customer lifetime value", "triage INC-0003"
+
 Set MESHPILOT_MODEL (see docs/models.md) for free-form conversation with any LiteLLM model."""
 
 _SQL_TEXT = re.compile(r"^\s*(?:```sql\s*)?(select|with)\b", re.IGNORECASE)
