@@ -1,42 +1,14 @@
 """Triage on scenarios with a known root cause, and incident updates."""
 
-import copy
 import json
-import uuid
 
 import pytest
 import yaml
 
 from meshpilot.errors import InvalidArgumentError, NotFoundError
+from meshpilot.evals.scenarios import add_failure, add_run
 from meshpilot.mesh.workspace import Workspace
 from meshpilot.tools.incidents import Triage, list_incidents, update_incident
-
-DAY = "2026-11-02"  # the day after the demo's AS_OF: the scenarios happen then
-
-
-def _events(workspace: Workspace, job: str) -> list[dict]:
-    lines = (workspace.root / "lineage" / "demo-pipelines.jsonl").read_text().splitlines()
-    return [e for e in map(json.loads, lines) if e["job"]["name"] == job]
-
-
-def _add_run(workspace: Workspace, job: str, start: str, end: str, state: str = "COMPLETE", mutate=None) -> None:
-    template = [e for e in _events(workspace, job) if e["eventType"] == "COMPLETE"][-1]
-    run_id = str(uuid.uuid4())
-    begin = copy.deepcopy(template) | {"eventType": "START", "eventTime": f"{DAY}T{start}:00+00:00", "outputs": []}
-    finish = copy.deepcopy(template) | {"eventType": state, "eventTime": f"{DAY}T{end}:00+00:00"}
-    begin["run"] = {"runId": run_id, "facets": {}}
-    finish["run"] = {"runId": run_id, "facets": {}}
-    if mutate:
-        mutate(finish)
-    with open(workspace.root / "lineage" / "scenario.jsonl", "a") as handle:
-        handle.write(json.dumps(begin) + "\n" + json.dumps(finish) + "\n")
-
-
-def _add_result(workspace: Workspace, dataset: str, check: str, time: str, status: str = "fail") -> None:
-    with open(workspace.root / "quality" / "scenario.jsonl", "a") as handle:
-        handle.write(json.dumps({"check_id": check, "dataset": dataset, "status": status, "observed": 3,
-                                 "message": "3 failing rows", "run_at": f"{DAY}T{time}:00Z"}) + "\n")
-
 
 CLV = "mesh://customer/customer-lifetime-value/customer_lifetime_value"
 CAMPAIGN = "mesh://marketing/campaign-performance/campaign_performance"
@@ -57,14 +29,9 @@ def test_the_demo_incident_names_the_planted_root_cause_first(demo_workspace: Wo
 
 
 def test_an_upstream_schema_change_is_ranked_first(demo_workspace: Workspace) -> None:
-    def retype(event):
-        for field in event["outputs"][0]["facets"]["schema"]["fields"]:
-            if field["name"] == "net_revenue":
-                field["type"] = "VARCHAR"
-
-    _add_run(demo_workspace, "customer.build_customer_lifetime_value", "04:02", "04:09", mutate=retype)
-    _add_run(demo_workspace, "marketing.build_campaign_performance", "05:01", "05:08")
-    _add_result(demo_workspace, CAMPAIGN, "campaign_roas_non_negative", "06:00")
+    add_run(demo_workspace, "customer.build_customer_lifetime_value", "04:02", "04:09", retype="net_revenue")
+    add_run(demo_workspace, "marketing.build_campaign_performance", "05:01", "05:08")
+    add_failure(demo_workspace, CAMPAIGN, "campaign_roas_non_negative", "06:00")
     report = Triage.open(demo_workspace).triage("campaign_roas_non_negative")
     top = report.candidates[0]
     assert top.kind == "schema_change" and top.ref == CLV
@@ -72,8 +39,8 @@ def test_an_upstream_schema_change_is_ranked_first(demo_workspace: Workspace) ->
 
 
 def test_a_late_upstream_run_is_ranked_first(demo_workspace: Workspace) -> None:
-    _add_run(demo_workspace, "commerce.ingest_orders", "13:30", "13:41")
-    _add_result(demo_workspace, CLV, "clv_net_revenue_non_negative", "14:00")
+    add_run(demo_workspace, "commerce.ingest_orders", "13:30", "13:41")
+    add_failure(demo_workspace, CLV, "clv_net_revenue_non_negative", "14:00")
     report = Triage.open(demo_workspace).triage(f"Alert: check failed on {CLV}")
     top = report.candidates[0]
     assert top.kind == "late_run" and top.ref == ORDERS
@@ -81,8 +48,8 @@ def test_a_late_upstream_run_is_ranked_first(demo_workspace: Workspace) -> None:
 
 
 def test_a_failing_upstream_check_is_ranked_first(demo_workspace: Workspace) -> None:
-    _add_result(demo_workspace, ORDERS, "orders_amount_non_negative", "03:00")
-    _add_result(demo_workspace, CLV, "clv_net_revenue_non_negative", "05:00")
+    add_failure(demo_workspace, ORDERS, "orders_amount_non_negative", "03:00")
+    add_failure(demo_workspace, CLV, "clv_net_revenue_non_negative", "05:00")
     report = Triage.open(demo_workspace).triage("customer.customer_lifetime_value is failing")
     top = report.candidates[0]
     assert top.kind == "upstream_check" and top.ref == ORDERS

@@ -76,6 +76,7 @@ class Copilot:
         """`model`: a chat model to use as is; otherwise `model_name` (a LiteLLM name), MESHPILOT_MODEL or the
         workspace's configuration picks one, and with none configured the offline model runs."""
         self.workspace = workspace
+        self.manifest = workspace.load_manifest()
         self.context = ToolContext(workspace, caller)
         policy = self.context.policy
         if policy is not None and caller is None:
@@ -94,13 +95,13 @@ class Copilot:
         self.runner = ToolRunner(self.context)
         self.tools = list(self.runner.tools.values())
         self.max_tool_calls = max_tool_calls
-        manifest = workspace.load_manifest()
-        self.allowed_hosts = DEFAULT_ALLOWED_HOSTS + tuple(manifest.allowed_link_hosts)
+        self.allowed_hosts = DEFAULT_ALLOWED_HOSTS + tuple(self.manifest.allowed_link_hosts)
         self.system_prompt = registry.load("copilot_system")
+        self.tool_schemas = [t.as_langchain() for t in self.tools]  # what the model is offered, built once
         self.graph = self._build().compile(checkpointer=checkpointer or default_checkpointer(workspace))
 
     def _configured_model(self, name: str | None) -> Any:
-        config = ModelConfig.from_env(self.workspace.load_manifest().model, name=name)
+        config = ModelConfig.from_env(self.manifest.model, name=name)
         if config is None:
             from meshpilot.agents.offline import OfflineChatModel
 
@@ -148,11 +149,11 @@ class Copilot:
 
     def _agent(self, state: CopilotState) -> dict[str, Any]:
         system = SystemMessage(self.system_prompt.render(
-            mesh_name=self.workspace.load_manifest().name, role=self.caller.role if self.caller else "unrestricted",
+            mesh_name=self.manifest.name, role=self.caller.role if self.caller else "unrestricted",
             canary=state.get("canary") or ""))
         model = self.model
         if state.get("turn_tool_calls", 0) < self.max_tool_calls and self.tools:
-            model = model.bind_tools([t.as_langchain() for t in self.tools])
+            model = model.bind_tools(self.tool_schemas)
         reply = model.invoke([system, *state["messages"]])
         if reply.tool_calls and state.get("turn_tool_calls", 0) >= self.max_tool_calls:
             reply = AIMessage(content=f"I stopped after {self.max_tool_calls} tool calls for this question; "
@@ -292,13 +293,7 @@ class Copilot:
 
 
 def _restore(value: Any, pseudonymizer: pii.Pseudonymizer) -> Any:
-    if isinstance(value, str):
-        return pseudonymizer.restore(value)
-    if isinstance(value, dict):
-        return {k: _restore(v, pseudonymizer) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_restore(v, pseudonymizer) for v in value]
-    return value
+    return pii.map_strings(value, pseudonymizer.restore)
 
 
 _IDENTIFIER = re.compile(r"^(?:[a-z][a-z0-9+.-]*://\S*|[\w.#/:-]*)$")
@@ -307,15 +302,12 @@ _IDENTIFIER = re.compile(r"^(?:[a-z][a-z0-9+.-]*://\S*|[\w.#/:-]*)$")
 def _pseudonymize_values(value: Any, pseudonymizer: pii.Pseudonymizer) -> Any:
     """Each string in a tool result, pseudonymised on its own (NER reads JSON poorly); identifiers and
     references without spaces, '@' or long digit runs are left as they are."""
-    if isinstance(value, str):
-        if len(value) < 3 or (_IDENTIFIER.match(value) and "@" not in value and not re.search(r"\d{6}", value)):
-            return value
-        return pii.anonymize(value, "pseudonymize", pseudonymizer=pseudonymizer, entities=MODEL_PII)[0]
-    if isinstance(value, dict):
-        return {k: _pseudonymize_values(v, pseudonymizer) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_pseudonymize_values(v, pseudonymizer) for v in value]
-    return value
+    def one(text: str) -> str:
+        if len(text) < 3 or (_IDENTIFIER.match(text) and "@" not in text and not re.search(r"\d{6}", text)):
+            return text
+        return pii.anonymize(text, "pseudonymize", pseudonymizer=pseudonymizer, entities=MODEL_PII)[0]
+
+    return pii.map_strings(value, one)
 
 
 def default_checkpointer(workspace: Workspace) -> Any:

@@ -57,6 +57,10 @@ class ToolContext:
 
         return workspace_schema(self.workspace)
 
+    def forget_triage(self) -> None:
+        """Drop the loaded triage facts (after an incident update), so the next triage reads them again."""
+        self.__dict__.pop("triage", None)
+
     def for_caller(self, caller: Caller | None) -> ToolContext:
         """A context for another caller that shares this one's caller-independent state (policy, catalog,
         SQL schema), so a server opens the catalog once, not once per role."""
@@ -296,7 +300,7 @@ def _update_incident(ctx: ToolContext, a: UpdateIncidentArgs) -> dict[str, Any]:
 
     actor = f"{ctx.caller.role}" + (f"@{ctx.caller.team}" if ctx.caller and ctx.caller.team else "") if ctx.caller else "meshpilot"
     incident = update_incident(ctx.workspace, a.incident, actor, a.status, a.assignee, a.note)
-    ctx.__dict__.pop("triage", None)  # the next triage sees the update
+    ctx.forget_triage()
     return {"incident": incident.model_dump(mode="json", exclude_defaults=True),
             "citations": list(incident.products)}
 

@@ -102,7 +102,7 @@ def chat(
         return
     if not interactive:
         raise MeshpilotError("Interactive chat needs a terminal.", hint='Pass a question: meshpilot chat "who owns orders?"')
-    err.print(f"[bold]Meshpilot[/bold] on {copilot.workspace.load_manifest().name} as "
+    err.print(f"[bold]Meshpilot[/bold] on {copilot.manifest.name} as "
               f"{copilot.caller.role if copilot.caller else 'unrestricted'}; conversation {thread}. "
               "Type 'help', or 'exit' to leave.", highlight=False)
     while True:

@@ -42,24 +42,19 @@ SCENARIOS = _scenarios()
 def plant(workspace: Workspace, scenario: dict[str, Any]) -> str:
     """Write the scenario's events and results into the workspace; returns what to triage."""
     upstream, cause = scenario["upstream"], scenario["cause"]
-    lineage, quality = [], []
     if cause in ("schema_change", "late_run"):
-        job = JOBS[upstream]
         start, end = ("13:30", "13:41") if cause == "late_run" else ("02:31", "02:40")
-        lineage += _run(workspace, job, start, end, retype=FIRST_COLUMN[upstream] if cause == "schema_change" else None)
+        add_run(workspace, JOBS[upstream], start, end, retype=FIRST_COLUMN[upstream] if cause == "schema_change" else None)
         failed_at = "14:00" if cause == "late_run" else "06:00"
     else:
-        quality.append(_result(upstream, UPSTREAM_CHECKS[upstream], "03:00"))
+        add_failure(workspace, upstream, UPSTREAM_CHECKS[upstream], "03:00")
         failed_at = "05:00"
-    quality.append(_result(scenario["downstream"], scenario["check"], failed_at))
-    with open(workspace.root / "lineage" / "scenario.jsonl", "a", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(e) + "\n" for e in lineage)
-    with open(workspace.root / "quality" / "scenario.jsonl", "a", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r) + "\n" for r in quality)
+    add_failure(workspace, scenario["downstream"], scenario["check"], failed_at)
     return scenario["check"]
 
 
-def _run(workspace: Workspace, job: str, start: str, end: str, retype: str | None) -> list[dict[str, Any]]:
+def add_run(workspace: Workspace, job: str, start: str, end: str, retype: str | None = None) -> None:
+    """A completed run of `job` on DAY, copied from its last demo run; `retype` changes that output column's type."""
     lines = (workspace.root / "lineage" / "demo-pipelines.jsonl").read_text(encoding="utf-8").splitlines()
     template = [e for e in map(json.loads, lines) if e["job"]["name"] == job and e["eventType"] == "COMPLETE"][-1]
     run_id = str(uuid.uuid4())
@@ -71,9 +66,12 @@ def _run(workspace: Workspace, job: str, start: str, end: str, retype: str | Non
         for field in finish["outputs"][0]["facets"]["schema"]["fields"]:
             if field["name"] == retype:
                 field["type"] = "VARCHAR" if field["type"] != "VARCHAR" else "INTEGER"
-    return [begin, finish]
+    with open(workspace.root / "lineage" / "scenario.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(begin) + "\n" + json.dumps(finish) + "\n")
 
 
-def _result(dataset: str, check: str, time: str) -> dict[str, Any]:
-    return {"check_id": check, "dataset": dataset, "status": "fail", "observed": 3, "message": "3 failing rows",
-            "run_at": f"{DAY}T{time}:00Z"}
+def add_failure(workspace: Workspace, dataset: str, check: str, time: str) -> None:
+    """A failing result of `check` on DAY at `time`."""
+    with open(workspace.root / "quality" / "scenario.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"check_id": check, "dataset": dataset, "status": "fail", "observed": 3,
+                                 "message": "3 failing rows", "run_at": f"{DAY}T{time}:00Z"}) + "\n")

@@ -33,17 +33,11 @@ _AUDIT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", 
 def _redact(value: Any) -> Any:
     from meshpilot.guardrails import pii
 
-    if isinstance(value, str):
-        # No LOCATION: table names such as customer.customer_profile read like places to a NER model.
-        # Names are looked for only in text with a capitalised word: every call is audited, and the NER
-        # model costs milliseconds that SQL and identifiers do not need.
-        return pii.anonymize(value, "redact", entities=_AUDIT_ENTITIES, names_if_capitalised=True)[0] \
-            if value.strip() else value
-    if isinstance(value, dict):
-        return {k: _redact(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_redact(v) for v in value]
-    return value
+    # No LOCATION: table names such as customer.customer_profile read like places to a NER model.
+    # Names are looked for only in text with a capitalised word: every call is audited, and the NER
+    # model costs milliseconds that SQL and identifiers do not need.
+    return pii.map_strings(value, lambda text: pii.anonymize(
+        text, "redact", entities=_AUDIT_ENTITIES, names_if_capitalised=True)[0] if text.strip() else text)
 
 
 @dataclass

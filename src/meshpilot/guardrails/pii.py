@@ -30,7 +30,8 @@ import pkgutil
 import re
 import secrets
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -465,6 +466,17 @@ def analyze(text: str, entities: Sequence[str] | None = None, threshold: float =
             continue
         chosen.append(Finding(r.entity_type, r.start, r.end, r.score, text[r.start:r.end]))
     return sorted(chosen, key=lambda f: f.start)
+
+
+def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """`value` (JSON-like: dicts, lists, strings...) with `fn` applied to every string in it."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [map_strings(v, fn) for v in value]
+    return value
 
 
 # --- operators ---------------------------------------------------------------------------------------

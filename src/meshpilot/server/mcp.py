@@ -34,6 +34,7 @@ from pydantic import Field
 from meshpilot.agents.tools import TOOLS, ToolContext, ToolRunner, ToolSpec
 from meshpilot.errors import InvalidArgumentError, MeshpilotError, NotFoundError
 from meshpilot.guardrails.policy import Caller, Policy
+from meshpilot.mesh.store import fingerprint
 from meshpilot.mesh.workspace import Workspace
 from meshpilot.prompts.registry import Registry
 
@@ -63,8 +64,8 @@ class _Callers:
             now = time.monotonic()
             if now - self._checked > RELOAD_CHECK_S:
                 self._checked = now
-                stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size)
-                              for p in [*self.workspace.source_files(), self.workspace.root / "policy.yaml"] if p.exists())
+                policy = self.workspace.root / "policy.yaml"
+                stamp = (fingerprint(self.workspace), policy.stat().st_mtime_ns if policy.exists() else None)
                 if stamp != self._stamp:
                     self._stamp, self._contexts = stamp, {}
                     self._base = ToolContext(self.workspace)
@@ -204,23 +205,17 @@ def _guarded(name: str, result: dict[str, Any], runner: ToolRunner) -> dict[str,
     actions: list[str] = []
     prose: list[str] = []  # free text (descriptions, messages): where an injection would hide
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, str):
-            if len(value) > 30 and " " in value:
-                prose.append(value)
-            if not may_read_pii and TOOLS[name].returns_data and len(value) > 2:
-                findings = pii.analyze(value, REDACTED_ENTITIES, threshold=REDACTION_THRESHOLD)
-                if findings:
-                    actions.append("PII redacted")
-                    return pii.anonymize(value, "redact", findings=findings)[0]
-            return value
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
+    def guard(value: str) -> str:
+        if len(value) > 30 and " " in value:
+            prose.append(value)
+        if not may_read_pii and TOOLS[name].returns_data and len(value) > 2:
+            findings = pii.analyze(value, REDACTED_ENTITIES, threshold=REDACTION_THRESHOLD)
+            if findings:
+                actions.append("PII redacted")
+                return pii.anonymize(value, "redact", findings=findings)[0]
         return value
 
-    guarded = walk(json.loads(json.dumps(result, default=str)))
+    guarded = pii.map_strings(json.loads(json.dumps(result, default=str)), guard)
     verdict = scan("\n".join(dict.fromkeys(prose))[:20_000])
     warnings = []
     if verdict.injection:

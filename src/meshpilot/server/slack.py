@@ -212,7 +212,7 @@ def create_app(workspace: Workspace, *, token: str, signing_secret: str, client:
         channel, ts = body["channel"]["id"], (body.get("message") or {}).get("ts")
         try:
             updated = update_incident(workspace, incident, actor, **changes)
-            copilot.runner.context.__dict__.pop("triage", None)
+            copilot.runner.context.forget_triage()
             text = f"{updated.id} is now {updated.status.value}" + (f", assigned to {updated.assignee}" if updated.assignee else "")
         except MeshpilotError as exc:
             text = f"Could not update {incident}: {exc.message}"

@@ -122,7 +122,7 @@ def create_app(workspace: Workspace, caller: Caller | None = None, copilot: Copi
 
     async def index(_: Request) -> Response:
         who = copilot.caller.role if copilot.caller else "unrestricted"
-        return HTMLResponse(page.replace("{{mesh}}", html.escape(workspace.load_manifest().name))
+        return HTMLResponse(page.replace("{{mesh}}", html.escape(copilot.manifest.name))
                             .replace("{{role}}", html.escape(who)))
 
     async def product_page(request: Request) -> Response:
