@@ -3,7 +3,8 @@
     roles:
       analyst:
         domains: "*"                 # or a list of domain ids
-        pii: refuse                  # refuse | allow: may the role read columns classified as PII?
+        pii: refuse                  # refuse | mask | allow, or per PII class:
+                                     #   {EMAIL_ADDRESS: mask, LOCATION: allow, "*": refuse}
         tools: "*"                   # or a list of tool names
       data-product-owner:
         domains: own                 # the domains of the caller's team
@@ -15,8 +16,13 @@
     approval: [run_sql_on_pii, publish_contract, post_to_slack]
 
 The policy is enforced inside the tools (search hides what a caller may not see, SQL validation refuses
-PII columns and tables outside the caller's domains), never in prompts. A caller is a role, plus the
-team for `own`.
+PII columns and tables outside the caller's domains) and, for SQL, by the engine: each query runs over a
+relation set holding only what the role may read (tools/sql_engines.py), never in prompts. A caller is
+a role, plus the team for `own`.
+
+`mask` lets queries use a PII column whose values come back as stable tokens (`EMAIL_ADDRESS#3f9a...`):
+joins and counts work, the values and any predicate on them reveal nothing. With `run_sql_on_pii` in
+`approval`, a role whose PII treatment is `allow` reads masked tokens until a human approves the call.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -37,10 +43,15 @@ from meshpilot.mesh.model import MeshRef, Strict
 POLICY_FILE = "policy.yaml"
 
 
+PII_TREATMENTS = ("refuse", "mask", "allow")
+_TREATMENT = "^(refuse|mask|allow)$"
+
+
 class Role(Strict):
     domains: str | list[str] = "*"
     products: str | list[str] = Field("*", description="Within those domains, only these products (mesh:// refs).")
-    pii: str = Field("refuse", pattern="^(refuse|allow)$")
+    pii: Annotated[str, Field(pattern=_TREATMENT)] | dict[str, Annotated[str, Field(pattern=_TREATMENT)]] = Field(
+        "refuse", description="refuse | mask | allow, or a map from PII class (or '*') to one of them.")
     classifications: list[str] = Field(
         [], description="PII classes the role may read even with pii: refuse (e.g. LOCATION for city-level work).")
     tools: str | list[str] = "*"
@@ -138,28 +149,67 @@ class Policy(BaseModel):
         return (domains is None or parsed.domain in domains) and (
             products is None or str(parsed.product_ref()) in products)
 
+    def pii_treatment(self, caller: Caller, classification: str | None) -> str:
+        """How the caller sees a column of this PII class: allow, mask or refuse (allow when unclassified)."""
+        if not classification:
+            return "allow"
+        role = self.role(caller)
+        if classification in role.classifications:
+            return "allow"
+        if isinstance(role.pii, dict):
+            return role.pii.get(classification, role.pii.get("*", "refuse"))
+        return role.pii
+
     def may_read_pii(self, caller: Caller) -> bool:
-        return self.role(caller).pii == "allow"
+        """Whether the caller may see every class of personal data in the clear (the output guard's test)."""
+        pii = self.role(caller).pii
+        return all(v == "allow" for v in pii.values()) and "*" in pii if isinstance(pii, dict) else pii == "allow"
+
+    def pii_needs_approval(self) -> bool:
+        return "run_sql_on_pii" in self.approval
 
     def may_call(self, caller: Caller, tool: str) -> bool:
         tools = self.role(caller).tools
         return tools == "*" or tool in (tools if isinstance(tools, list) else [tools])
 
-    def sql_guard(self, caller: Caller) -> SqlGuard:
-        return SqlGuard(self, caller)
+    def sql_guard(self, caller: Caller, approved: bool = False) -> SqlGuard:
+        return SqlGuard(self, caller, approved)
 
 
 class SqlGuard:
-    """The SQL validator's AccessPolicy for one caller: tables outside their domains and PII columns
-    they may not read are refused, with the reason."""
+    """The SQL validator's and the engine's AccessPolicy for one caller: tables outside their domains and
+    PII columns they may not read are refused, with the reason; `treatment` says how the engine shows each
+    column. `approved` is whether a human approved reading PII in the clear for this call."""
 
-    def __init__(self, policy: Policy, caller: Caller):
+    def __init__(self, policy: Policy, caller: Caller, approved: bool = False):
+        self.policy = policy
         self.caller = caller
         self.domains = policy.domains(caller)
         self.products = policy.products(caller)
-        self.pii = policy.may_read_pii(caller)
-        self.classes = set(policy.role(caller).classifications)
         self.role = caller.role
+        self.approved = approved
+        self.may_read_pii = policy.may_read_pii(caller)
+
+    @property
+    def cache_key(self) -> tuple:
+        return ("sql-guard", self.caller.role, self.caller.team, self.approved)
+
+    def approve(self) -> SqlGuard:
+        """The same caller with reading PII in the clear approved (for one approved call)."""
+        return SqlGuard(self.policy, self.caller, approved=True)
+
+    def treatment(self, table: Any, column: str) -> str:
+        classification = table.classifications.get(column.lower()) if hasattr(table, "classifications") else None
+        chosen = self.policy.pii_treatment(self.caller, classification)
+        if chosen == "allow" and classification and self.policy.pii_needs_approval() and not self.approved:
+            return "mask"  # until a human approves, the engine shows tokens, whatever the parser saw
+        return chosen
+
+    def pending_approval(self, table: Any, column: str) -> bool:
+        """Whether reading this column in the clear waits for an approval."""
+        classification = table.classifications.get(column.lower()) if hasattr(table, "classifications") else None
+        return bool(classification) and self.policy.pii_needs_approval() and not self.approved and (
+            self.policy.pii_treatment(self.caller, classification) == "allow")
 
     def check_table(self, table: Any) -> str | None:
         if not table.ref:
@@ -175,7 +225,7 @@ class SqlGuard:
 
     def check_column(self, table: Any, column: str) -> str | None:
         classification = table.classifications.get(column.lower()) if hasattr(table, "classifications") else None
-        if classification and not self.pii and classification not in self.classes:
+        if classification and self.policy.pii_treatment(self.caller, classification) == "refuse":
             return (f"role '{self.role}' may not read {table.name}.{column}: it holds personal data ({classification}); "
                     "leave it out of the query, or ask governance for access")
         return None

@@ -342,6 +342,12 @@ class McpSettings(Strict):
     deny_tools: list[str] = Field([], description="These tools are never served over MCP.")
 
 
+class SqlSettings(Strict):
+    max_result_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest query result returned, in bytes.")
+    max_tokens: int = Field(5_000, ge=100, le=50_000, description="Longest query validated, in SQL tokens.")
+    max_depth: int = Field(24, ge=4, le=32, description="Deepest nesting of brackets and CASE accepted.")
+
+
 class WorkspaceManifest(Strict):
     """`meshpilot.yaml`: marks a folder as a workspace."""
 
@@ -358,6 +364,7 @@ class WorkspaceManifest(Strict):
     allowed_link_hosts: list[str] = Field(
         [], description="Hosts answers may link to or load images from; links elsewhere are removed.")
     mcp: McpSettings = McpSettings()
+    sql: SqlSettings = SqlSettings()
 
 
 _LOGICAL_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMPTZ": "timestamp", "BOOLEAN": "boolean",

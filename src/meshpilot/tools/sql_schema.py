@@ -1,0 +1,91 @@
+"""The catalog as SQL sees it: tables with their columns, PII classes and mesh:// references, and the
+protocol through which the guardrails say what a caller may read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from meshpilot.mesh.model import DataProduct
+
+
+@dataclass
+class Table:
+    name: str  # as written in SQL: 'commerce.orders'
+    columns: dict[str, str]  # lower-cased name -> name as declared
+    ref: str | None = None  # the mesh:// dataset reference, for citations
+    column_refs: dict[str, str] = field(default_factory=dict)  # lower-cased name -> mesh:// column
+    classifications: dict[str, str] = field(default_factory=dict)  # lower-cased name -> PII type
+
+
+class SqlSchema:
+    """Tables by name; a table is found by its qualified name or, when unambiguous, its last part."""
+
+    def __init__(self, tables: Iterable[Table]):
+        self.tables = list(tables)
+        self._relation_sets: dict[object, object] = {}
+        self._by_name: dict[str, Table | None] = {}
+        for table in self.tables:
+            full = table.name.lower()
+            self._by_name[full] = table
+            short = full.rsplit(".", 1)[-1]
+            if short != full:
+                # Two schemas with the same table name: the short name is ambiguous and must be qualified.
+                self._by_name[short] = None if short in self._by_name and self._by_name[short] is not table else table
+
+    @classmethod
+    def from_products(cls, products: Iterable[DataProduct]) -> SqlSchema:
+        tables = []
+        for product in products:
+            for dataset in product.datasets:
+                ref = product.dataset_ref(dataset.name)
+                tables.append(Table(
+                    name=dataset.qualified_name, ref=str(ref),
+                    columns={c.name.lower(): c.name for c in dataset.columns},
+                    column_refs={c.name.lower(): str(ref.with_column(c.name)) for c in dataset.columns},
+                    classifications={c.name.lower(): c.classification for c in dataset.columns if c.classification},
+                ))
+        return cls(tables)
+
+    def find(self, name: str) -> Table | None:
+        return self._by_name.get(name.lower())
+
+    def is_ambiguous(self, name: str) -> bool:
+        return name.lower() in self._by_name and self._by_name[name.lower()] is None
+
+    def names(self) -> list[str]:
+        return [t.name for t in self.tables]
+
+    def relation_set(self, caller: AccessPolicy):
+        """What the engine lets `caller` read (tools/sql_engines.RelationSet), computed once per caller."""
+        from meshpilot.tools.sql_engines import RelationSet
+
+        key = getattr(caller, "cache_key", None) or id(caller)
+        if key not in self._relation_sets:
+            self._relation_sets[key] = RelationSet.for_caller(self.tables, caller)
+        return self._relation_sets[key]
+
+
+class AccessPolicy(Protocol):
+    """What a caller may read; the guardrails fill it in (guardrails/policy.py, SqlGuard)."""
+
+    def check_table(self, table: Table) -> str | None:
+        """A reason to refuse the table, or None."""
+
+    def check_column(self, table: Table, column: str) -> str | None:
+        """A reason to refuse the column, or None."""
+
+    def treatment(self, table: Table, column: str) -> str:
+        """How the engine shows the column to this caller: allow, mask or refuse."""
+
+    def pending_approval(self, table: Table, column: str) -> bool:
+        """Whether reading the column in the clear waits for a human's approval."""
+
+
+def treatment_of(caller: AccessPolicy, table: Table, column: str) -> str:
+    """allow, mask or refuse; a policy without `treatment` refuses what it refuses and allows the rest."""
+    treatment = getattr(caller, "treatment", None)
+    if treatment is not None:
+        return treatment(table, column)
+    return "refuse" if caller.check_column(table, column) else "allow"
