@@ -28,6 +28,7 @@ class ToolContext:
     workspace: Workspace
     caller: Caller | None = None
     model: Any | None = None  # the chat model for tools that write (ask_sql, contract descriptions)
+    approved: bool = False  # a human approved reading PII in the clear (run_sql_on_pii) for this call
 
     @cached_property
     def policy(self) -> Policy | None:
@@ -43,7 +44,13 @@ class ToolContext:
     def guard(self):
         if self.policy is None or self.caller is None:
             return None
-        return self.policy.sql_guard(self.caller)
+        return self.policy.sql_guard(self.caller, approved=self.approved)
+
+    @cached_property
+    def engine(self):
+        from meshpilot.tools.sql import engine_for
+
+        return engine_for(None, self.workspace)
 
     @cached_property
     def triage(self):
@@ -61,11 +68,11 @@ class ToolContext:
         """Drop the loaded triage facts (after an incident update), so the next triage reads them again."""
         self.__dict__.pop("triage", None)
 
-    def for_caller(self, caller: Caller | None) -> ToolContext:
+    def for_caller(self, caller: Caller | None, approved: bool = False) -> ToolContext:
         """A context for another caller that shares this one's caller-independent state (policy, catalog,
         SQL schema), so a server opens the catalog once, not once per role."""
-        other = ToolContext(self.workspace, caller, self.model)
-        for name in ("policy", "catalog", "sql_schema", "triage"):
+        other = ToolContext(self.workspace, caller, self.model, approved)
+        for name in ("policy", "catalog", "sql_schema", "triage", "engine"):
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
         return other
@@ -79,15 +86,8 @@ class ToolContext:
 
     def visible(self, ref: str) -> None:
         """Refuse a product or dataset outside the caller's domains and products."""
-        domains = self.guard.domains if self.guard else None
-        parsed = MeshRef.parse(ref)
-        if domains is not None and parsed.domain not in domains:
-            raise InvalidArgumentError(f"Your role may not see the domain '{parsed.domain}'.",
-                                       hint=f"Visible domains: {', '.join(sorted(domains)) or 'none'}.")
-        products = self.guard.products if self.guard else None
-        if products is not None and str(parsed.product_ref()) not in products:
-            raise InvalidArgumentError(f"Your role may not see the product {parsed.product_ref()}.",
-                                       hint=f"Visible products: {', '.join(sorted(products)) or 'none'}.")
+        if self.guard is not None:
+            self.guard.require_visible(ref)
 
 
 # --- arguments ---------------------------------------------------------------------------------------------
@@ -167,25 +167,24 @@ def _link(ctx: ToolContext, a: QuestionArgs) -> dict[str, Any]:
 
 
 def _validate(ctx: ToolContext, a: SqlArgs) -> dict[str, Any]:
-    from meshpilot.tools.sql import validate_sql
+    from meshpilot.tools.sql import bounds, validate_sql
 
-    result = validate_sql(a.sql, ctx.sql_schema, a.dialect, ctx.guard)
+    result = validate_sql(a.sql, ctx.sql_schema, a.dialect, ctx.guard, **bounds(ctx.workspace))
     return result.model_dump() | {"citations": result.tables + result.columns}
 
 
 def _run(ctx: ToolContext, a: RunSqlArgs) -> dict[str, Any]:
-    from meshpilot.tools.sql import DuckDBEngine, run_validated
+    from meshpilot.tools.sql import bounds, run_validated
 
-    result = run_validated(a.sql, ctx.sql_schema, DuckDBEngine(ctx.workspace.warehouse_path), a.dialect, a.limit,
-                           caller=ctx.guard)
+    result = run_validated(a.sql, ctx.sql_schema, ctx.engine, a.dialect, a.limit, caller=ctx.guard,
+                           **bounds(ctx.workspace))
     return result.model_dump()
 
 
 def _ask(ctx: ToolContext, a: QuestionArgs) -> dict[str, Any]:
     from meshpilot.agents.sql_loop import SqlLoop
-    from meshpilot.tools.sql import DuckDBEngine
 
-    loop = SqlLoop(ctx.catalog, DuckDBEngine(ctx.workspace.warehouse_path), model=ctx.model, caller=ctx.guard)
+    loop = SqlLoop(ctx.catalog, ctx.engine, model=ctx.model, caller=ctx.guard)
     return loop.ask(a.question).model_dump()
 
 
@@ -299,7 +298,11 @@ def _update_incident(ctx: ToolContext, a: UpdateIncidentArgs) -> dict[str, Any]:
     from meshpilot.tools.incidents import update_incident
 
     actor = f"{ctx.caller.role}" + (f"@{ctx.caller.team}" if ctx.caller and ctx.caller.team else "") if ctx.caller else "meshpilot"
-    incident = update_incident(ctx.workspace, a.incident, actor, a.status, a.assignee, a.note)
+    def may_update(incident: Any) -> None:
+        for product in incident.products:
+            ctx.visible(product)
+
+    incident = update_incident(ctx.workspace, a.incident, actor, a.status, a.assignee, a.note, may_update=may_update)
     ctx.forget_triage()
     return {"incident": incident.model_dump(mode="json", exclude_defaults=True),
             "citations": list(incident.products)}
@@ -319,6 +322,11 @@ def _incidents(ctx: ToolContext, a: IncidentArgs) -> dict[str, Any]:
                  and (a.status == "all" or (r["status"] == "resolved") == (a.status == "resolved"))
                  and (domains is None or any(MeshRef.parse(p).domain in domains for p in r["products"] or []))]
     return {"incidents": incidents, "citations": sorted({p for r in incidents for p in r["products"] or []})}
+
+
+def _pii_touched(result: dict[str, Any]) -> list[str]:
+    """The PII columns a result read, in the clear or masked, for the audit record."""
+    return sorted({*(result.get("masked") or []), *(result.get("pii_columns") or [])})
 
 
 @dataclass(frozen=True)
@@ -363,21 +371,23 @@ TOOLS: dict[str, ToolSpec] = {t.name: t for t in [
     ToolSpec("contract_diff", DiffArgs, _diff),
     ToolSpec("contract_test", ProductArgs, _test, returns_data=True),
     ToolSpec("publish_contract", DiffArgs, _publish, read_only=False, idempotent=True),
-    ToolSpec("list_incidents", IncidentArgs, _incidents),
-    ToolSpec("triage_incident", TriageArgs, _triage),
-    ToolSpec("update_incident", UpdateIncidentArgs, _update_incident, read_only=False, idempotent=False),
+    # Incident notes and timelines are free text written during an incident: customer data ends up there.
+    ToolSpec("list_incidents", IncidentArgs, _incidents, returns_data=True),
+    ToolSpec("triage_incident", TriageArgs, _triage, returns_data=True),
+    ToolSpec("update_incident", UpdateIncidentArgs, _update_incident, read_only=False, idempotent=False,
+             returns_data=True),
 ]}
 
 
 def pii_columns_touched(ctx: ToolContext, sql: str, dialect: str = "duckdb") -> list[str]:
-    """The classified columns a query reads (for approvals), or [] when it does not validate."""
+    """The PII columns a query would read in the clear once approved (for approvals), or [] when it does not
+    validate. Whatever the validator misses, the engine still shows masked until the call is approved."""
     from meshpilot.tools.sql import validate_sql
 
-    result = validate_sql(sql, ctx.sql_schema, dialect, None)
-    if not result.ok:
+    if ctx.guard is None:
         return []
-    classified = {t.column_refs[name] for t in ctx.sql_schema.tables for name in t.classifications if name in t.column_refs}
-    return [c for c in result.columns if c in classified]
+    result = validate_sql(sql, ctx.sql_schema, dialect, ctx.guard)
+    return result.pending_approval if result.ok else []
 
 
 # --- calling a tool: the pipeline the agent and the MCP server share ------------------------------------------
@@ -422,10 +432,9 @@ class ToolRunner:
             return None
         if name in policy.approval:
             return name, f"{name} is an action the policy reserves for approval"
-        if name == "run_sql" and "run_sql_on_pii" in policy.approval:
+        if name == "run_sql" and policy.pii_needs_approval():
             touched = pii_columns_touched(self.context, str(args.get("sql", "")), args.get("dialect", "duckdb"))
-            may_read = self.context.caller is None or policy.may_read_pii(self.context.caller)
-            if touched and may_read:
+            if touched:
                 return "run_sql_on_pii", "the query reads personal data: " + ", ".join(touched)
         return None
 
@@ -468,8 +477,13 @@ class ToolRunner:
             return finish(Outcome(name, error=f"Invalid arguments for {name}: {problems}."))
         record.prompts = [spec.prompt_ref]
         verdict = "approved" if decision else "allowed"
+        context = self.context
+        if decision is not None and decision.get("action") == "run_sql_on_pii":
+            context = context.for_caller(context.caller, approved=True)
         try:
-            return finish(Outcome(name, result=spec.run(self.context, parsed), verdict=verdict))
+            result = spec.run(context, parsed)
+            record.pii = _pii_touched(result)
+            return finish(Outcome(name, result=result, verdict=verdict))
         except MeshpilotError as exc:
             refused = [str(p) for p in exc.problems if "may not" in str(p)] or (
                 [exc.message] if "may not" in exc.message else [])

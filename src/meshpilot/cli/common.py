@@ -57,9 +57,10 @@ TeamOption = Annotated[str | None, typer.Option("--team", envvar="MESHPILOT_TEAM
 current_call: dict[str, Any] = {}
 
 
-def guard_for(ws: Workspace, role: str | None, team: str | None, tool: str) -> Any:
+def guard_for(ws: Workspace, role: str | None, team: str | None, tool: str, approved: bool = False) -> Any:
     """The SQL access guard for a caller, or None when the workspace has no policy or no role is given.
-    Starts the audit record of this tool call."""
+    Starts the audit record of this tool call. `approved`: the user approves reading PII in the clear
+    (`--approve`), recorded in the audit log."""
     import time
 
     from typer._click.globals import get_current_context  # typer 0.2x vendors click
@@ -83,7 +84,16 @@ def guard_for(ws: Workspace, role: str | None, team: str | None, tool: str) -> A
     if not policy.may_call(caller, tool):
         record.verdict, record.reason = "refused", f"role '{role}' may not use {tool}"
         raise MeshpilotError(f"Role '{role}' may not use {tool}.", hint="Ask governance to extend the role.")
-    return policy.sql_guard(caller)
+    if approved:
+        record.reason = "run_sql_on_pii approved by the CLI user"
+        record.verdict = "approved"
+    return policy.sql_guard(caller, approved=approved)
+
+
+def record_pii(columns: list[str]) -> None:
+    """Mark the running command's audit record with the PII columns it read."""
+    if current_call and columns:
+        current_call["record"].pii = sorted(columns)
 
 
 def finish_call(error: BaseException | None) -> None:

@@ -81,9 +81,18 @@ def incidents_update(
     ws = Workspace.open(workspace)
     guard = guard_for(ws, role, team, "update_incident")
     actor = os.environ.get("USER") or (guard.caller.role if guard else "cli")
-    updated = update_incident(ws, incident, actor, status, assignee, note)
+    def may_update(found) -> None:
+        for product in found.products if guard else []:
+            guard.require_visible(product)
+
+    updated = update_incident(ws, incident, actor, status, assignee, note, may_update=may_update)
     if json_output:
-        print_json(updated.model_dump(mode="json", exclude_defaults=True))
+        data = updated.model_dump(mode="json", exclude_defaults=True)
+        if guard is not None and not guard.may_read_pii:
+            from meshpilot.guardrails.output import redact_values
+
+            data, _ = redact_values(data)
+        print_json(data)
         return
     out.print(f"{updated.id}: {updated.status.value}, assignee {updated.assignee or '-'}; "
               f"{len(updated.timeline)} timeline entries.", highlight=False)

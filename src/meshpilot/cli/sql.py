@@ -9,7 +9,8 @@ from rich.table import Table
 import typer
 
 from meshpilot.mesh.workspace import Workspace
-from meshpilot.cli.common import JsonOption, RoleOption, TeamOption, WorkspaceOption, err, guard_for, out, print_json, sql_app
+from meshpilot.cli.common import (JsonOption, RoleOption, TeamOption, WorkspaceOption, err, guard_for, out, print_json,
+                                  record_pii, sql_app)
 
 # --- sql ---------------------------------------------------------------------------------------------
 
@@ -61,15 +62,29 @@ def sql_run(
                                                    help="Run on PostgreSQL (postgresql://...) instead of the warehouse.")] = None,
     role: RoleOption = None,
     team: TeamOption = None,
+    approve: Annotated[bool, typer.Option("--approve", help="Approve reading personal data in the clear, where the "
+                                                            "policy reserves it for approval (audited).")] = False,
     json_output: JsonOption = False,
     csv_output: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
-    """Run a query on the warehouse, read-only, with a row limit and a timeout."""
+    """Run a query on the warehouse, read-only, with a row limit and a timeout, over what your role may read."""
     from meshpilot.tools.sql import engine_for, run_sql
 
     ws = Workspace.open(workspace)
+    guard = guard_for(ws, role, team, "run_sql", approved=approve)
     result = run_sql(sql, dialect=dialect, limit=limit, timeout_s=timeout, workspace=ws, engine=engine_for(engine_url, ws),
-                     caller=guard_for(ws, role, team, "run_sql"))
+                     caller=guard)
+    record_pii(result.pii_columns)
+    if guard is not None and not guard.may_read_pii:
+        from meshpilot.guardrails.output import redact_values
+
+        guarded, _ = redact_values({"rows": result.rows})
+        result.rows = guarded["rows"]
+    if result.masked and not json_output and not csv_output:
+        err.print("masked: " + ", ".join(c.rsplit("#", 1)[-1] for c in result.masked)
+                  + (" (pass --approve to read them in the clear; approvals are audited)"
+                     if guard is not None and guard.policy.pii_needs_approval() and not approve
+                     and guard.may_read_pii else ""), highlight=False, markup=False)
     if json_output:
         print_json(result.model_dump())
         return

@@ -54,12 +54,27 @@ class AuditRecord:
     duration_ms: float = 0.0
     channel: str = "cli"
     conversation: str | None = None
+    pii: list[str] = field(default_factory=list)  # PII columns the call read (in the clear or masked)
+
+
+# Arguments are evidence, not archives: a 10 MB query must not become a 10 MB audit line.
+MAX_ARGUMENT_CHARS = 4_000
+
+
+def _capped(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_ARGUMENT_CHARS:
+        return value[:MAX_ARGUMENT_CHARS] + f"... [{len(value) - MAX_ARGUMENT_CHARS:,} more characters]"
+    if isinstance(value, dict):
+        return {k: _capped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_capped(v) for v in value]
+    return value
 
 
 def append(workspace_root: str | os.PathLike, record: AuditRecord) -> None:
     now = datetime.now(UTC)
     line = json.dumps({"time": now.isoformat(timespec="milliseconds"), **record.__dict__,
-                       "arguments": _redact(record.arguments)}, default=str, ensure_ascii=False) + "\n"
+                       "arguments": _redact(_capped(record.arguments))}, default=str, ensure_ascii=False) + "\n"
     folder = audit_dir(workspace_root)
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / f"{now:%Y-%m-%d}.jsonl", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)

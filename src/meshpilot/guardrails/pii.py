@@ -182,6 +182,8 @@ def _recognizers(with_names: bool):
             digits = re.sub(r"\D", "", pattern_text.split("x")[0].split("ext")[0])
             if not 7 <= len(digits) <= 15:
                 return False
+            if re.fullmatch(r"\d+\.\d+", pattern_text.strip()):
+                return False  # one dot is a decimal number (an amount, a measure), not a phone number
             if re.fullmatch(r"\d{3}-\d{2}-\d{4}", pattern_text.strip()):
                 return False  # the shape of a US SSN; the SSN recognizer judges it
             # ISO dates, times and version-like strings are not phone numbers.
@@ -440,7 +442,22 @@ _PROTECTED = re.compile(r"mesh://[^\s)\]>,;'\"`]+|<[A-Z_]+(?:_\d+|:[0-9a-f]+)?>"
 _NAME_LIKE = re.compile(r"\b[A-ZÀ-Þ][a-zß-ÿ]+\b")
 
 
-def analyze(text: str, entities: Sequence[str] | None = None, threshold: float = 0.35, *,
+# The score at which a finding counts as PII: `pii scan` reports from it, and the output guard redacts from it.
+DECISION_THRESHOLD = 0.35
+
+_STREET = re.compile(r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-ZÀ-Þ][\w'’.-]*\s+){0,3}(?:" + "|".join(
+    sorted((w for w in _STREET_WORDS if len(w) > 1 and w not in ("box", "port", "view", "park", "fort", "lake", "pass")),
+           key=len, reverse=True)) + r")\b\.?", re.IGNORECASE)
+
+
+def street_addresses(text: str) -> list[Finding]:
+    """House number, name and street word ("86 Main St", "175 Victoria Road"): an address, found without the
+    NER model, which reads product and team names as places."""
+    return [Finding("LOCATION", m.start(), m.end(), 0.6, m.group(0)) for m in _STREET.finditer(text)
+            if re.search(r"[A-Za-zÀ-ÿ]{2}", m.group(0).split(None, 1)[-1])]
+
+
+def analyze(text: str, entities: Sequence[str] | None = None, threshold: float = DECISION_THRESHOLD, *,
             names_if_capitalised: bool = False) -> list[Finding]:
     """PII findings in `text`, overlaps resolved: the higher score wins, then the longer span."""
     if not text or not text.strip():
@@ -543,7 +560,7 @@ class Pseudonymizer:
 
 def anonymize(text: str, operator: str = "redact", *, findings: Iterable[Finding] | None = None,
               salt: bytes | None = None, pseudonymizer: Pseudonymizer | None = None,
-              entities: Sequence[str] | None = None, threshold: float = 0.35,
+              entities: Sequence[str] | None = None, threshold: float = DECISION_THRESHOLD,
               names_if_capitalised: bool = False) -> tuple[str, list[Finding]]:
     """`text` with its PII replaced by `operator` (Presidio's AnonymizerEngine); returns the new text and
     what was replaced."""

@@ -190,6 +190,16 @@ class SqlGuard:
         self.approved = approved
         self.may_read_pii = policy.may_read_pii(caller)
 
+    def require_visible(self, ref: str) -> None:
+        """Refuse a product or dataset outside the caller's domains and products."""
+        parsed = MeshRef.parse(ref)
+        if self.domains is not None and parsed.domain not in self.domains:
+            raise InvalidArgumentError(f"Your role may not see the domain '{parsed.domain}'.",
+                                       hint=f"Visible domains: {', '.join(sorted(self.domains)) or 'none'}.")
+        if self.products is not None and str(parsed.product_ref()) not in self.products:
+            raise InvalidArgumentError(f"Your role may not see the product {parsed.product_ref()}.",
+                                       hint=f"Visible products: {', '.join(sorted(self.products)) or 'none'}.")
+
     @property
     def cache_key(self) -> tuple:
         return ("sql-guard", self.caller.role, self.caller.team, self.approved)

@@ -213,10 +213,13 @@ def create_app(workspace: Workspace, *, token: str, signing_secret: str, client:
         try:
             updated = update_incident(workspace, incident, actor, **changes)
             copilot.runner.context.forget_triage()
-            text = f"{updated.id} is now {updated.status.value}" + (f", assigned to {updated.assignee}" if updated.assignee else "")
+            user = (body.get("user") or {}).get("id")
+            # The assignee is the Slack user who clicked: a mention, which Slack renders, not a name to redact.
+            assignee = f"<@{user}>" if user and "assignee" in changes else updated.assignee
+            text = safe(f"{updated.id} is now {updated.status.value}") + (f", assigned to {assignee}" if assignee else "")
         except MeshpilotError as exc:
-            text = f"Could not update {incident}: {exc.message}"
-        client.chat_postMessage(channel=channel, thread_ts=ts, text=_cut(safe(text), 3900))
+            text = safe(f"Could not update {incident}: {exc.message}")
+        client.chat_postMessage(channel=channel, thread_ts=ts, text=_cut(text, 3900))
 
     return app
 

@@ -142,7 +142,39 @@ def create_app(workspace: Workspace, caller: Caller | None = None, copilot: Copi
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes + list(lineage_app(workspace).routes))
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+# Scripts, styles, images and connections only from this server: an answer that smuggles markup past the
+# guard still cannot load from or send to another host. Mermaid styles its SVGs inline, hence the
+# style-src exception; style cannot reach the network because img-src and font-src stay 'self'.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                           "font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+                           "frame-ancestors 'none'; object-src 'none'")
+
+
+class SecurityHeaders:
+    """ASGI middleware adding the CSP and related headers to every response."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                            (b"x-frame-options", b"DENY")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _product_details(copilot: Copilot, ref: str) -> dict[str, Any]:
@@ -170,7 +202,7 @@ def _page(title: str, content: str) -> str:
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)} · Meshpilot</title>"
             f"<link rel=stylesheet href=/static/app.css></head><body><header><a href=/>Meshpilot</a></header>"
             f"<main class=page>{content}</main><script src=/static/vendor/mermaid.min.js></script>"
-            f"<script>mermaid.initialize({{startOnLoad: true, securityLevel: 'strict'}});</script></body></html>")
+            f"<script src=/static/mermaid-init.js></script></body></html>")
 
 
 def _product_html(d: dict[str, Any]) -> str:

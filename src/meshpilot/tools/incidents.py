@@ -19,6 +19,7 @@ import json
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -506,9 +507,11 @@ def list_incidents(workspace: Workspace, status: str = "all", product: str | Non
 
 
 def update_incident(workspace: Workspace, incident_id: str, actor: str, status: str | None = None,
-                    assignee: str | None = None, note: str | None = None) -> Incident:
+                    assignee: str | None = None, note: str | None = None,
+                    may_update: Callable[[Incident], None] | None = None) -> Incident:
     """Append to an incident's timeline and set its status/assignee; the file is rewritten atomically with
-    the whole earlier history kept."""
+    the whole earlier history kept. `may_update` sees the incident first and raises to refuse (access
+    policy: the caller must see the incident's products)."""
     if status is None and assignee is None and not note:
         raise InvalidArgumentError("Nothing to update: give a status, an assignee or a note.")
     path = workspace.root / "incidents" / f"{incident_id}.yaml"
@@ -518,6 +521,8 @@ def update_incident(workspace: Workspace, incident_id: str, actor: str, status: 
     if problems:
         raise InvalidArgumentError(f"incidents/{incident_id}.yaml is invalid; fix it first.", problems=problems)
     incident = Incident.model_validate(doc.data)
+    if may_update is not None:
+        may_update(incident)
     now = datetime.now(UTC).replace(microsecond=0)
     if status is not None:
         try:

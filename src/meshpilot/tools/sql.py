@@ -59,6 +59,7 @@ class RunResult(BaseModel):
     elapsed_ms: float
     citations: list[str]
     masked: list[str] = []  # columns whose values came back as tokens (the role sees PII masked)
+    pii_columns: list[str] = []  # classified columns the query read
 
 
 def limited(tree: exp.Query, limit: int) -> exp.Query:
@@ -97,7 +98,7 @@ def run_validated(sql: str, schema: SqlSchema, engine: Any, dialect: str = "duck
     truncated = len(rows) > limit
     return RunResult(sql=bounded, engine=engine.name, columns=columns, rows=rows[:limit], row_count=min(len(rows), limit),
                      truncated=truncated, elapsed_ms=round(elapsed, 2), citations=validation.tables + validation.columns,
-                     masked=validation.masked)
+                     masked=validation.masked, pii_columns=validation.pii_columns)
 
 
 def _as_error_problem(problem: Problem):

@@ -80,6 +80,7 @@ class Validation(BaseModel):
     tables: list[str]  # mesh:// references of the datasets read (or table names when not from a mesh)
     columns: list[str]
     masked: list[str] = []  # columns the caller sees as tokens
+    pii_columns: list[str] = []  # classified columns the query reads (in the clear or masked)
     pending_approval: list[str] = []  # PII columns the caller may read in the clear once a human approves
     _tree: Any = PrivateAttr(None)  # the statement with every catalog table fully qualified: what runs
 
@@ -113,12 +114,13 @@ class _Validator:
         self.columns: dict[str, None] = {}
         self.masked: dict[str, None] = {}
         self.pending: dict[str, None] = {}
+        self.pii_columns: dict[str, None] = {}
         self.tree: exp.Expression | None = None
 
     def result(self) -> Validation:
         validation = Validation(ok=not self.problems, sql=self.sql, dialect=self.dialect, problems=self.problems,
                                 tables=list(self.tables), columns=list(self.columns), masked=list(self.masked),
-                                pending_approval=list(self.pending))
+                                pending_approval=list(self.pending), pii_columns=list(self.pii_columns))
         validation._tree = self.tree if not self.problems else None
         return validation
 
@@ -375,6 +377,8 @@ class _Validator:
         declared = table.columns[name]
         ref = table.column_refs.get(name) or f"{table.name}.{declared}"
         self.columns[ref] = None
+        if name in table.classifications:
+            self.pii_columns[ref] = None
         if self.caller is None:
             return
         reason = self.caller.check_column(table, declared)
