@@ -67,3 +67,23 @@ def server_or_skip() -> PostgresServer:
         if os.environ.get("CI"):
             pytest.fail(str(exc))
         pytest.skip(str(exc))
+
+
+def load_warehouse(url: str, warehouse: Path, tables: list[str] | None = None) -> None:
+    """Copy DuckDB warehouse tables (all of them by default) into the server, schema by schema."""
+    import duckdb
+    import psycopg
+
+    with duckdb.connect(str(warehouse), read_only=True) as source, \
+            psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as target:
+        names = tables or [f"{s}.{t}" for s, t in source.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2").fetchall()]
+        for table in names:
+            schema = table.split(".")[0]
+            target.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            columns = source.execute(f"DESCRIBE {table}").fetchall()
+            types = {"DOUBLE": "double precision", "HUGEINT": "numeric"}
+            target.execute(f"CREATE TABLE {table} ({', '.join(f'{c[0]} {types.get(c[1], c[1])}' for c in columns)})")
+            with target.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                for row in source.execute(f"SELECT * FROM {table}").fetchall():
+                    copy.write_row(row)

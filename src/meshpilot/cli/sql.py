@@ -96,7 +96,8 @@ def sql_run(
         writer.writerows(result.rows)
         return
     out.print(_result_table(result, caption=f"{result.row_count} row(s){' (truncated)' if result.truncated else ''} "
-                                            f"in {result.elapsed_ms:.0f} ms · {result.sql}"))
+                                            f"in {result.elapsed_ms:.0f} ms"))
+    out.print(f"ran: {result.sql}", highlight=False, markup=False, soft_wrap=True)
     out.print("sources: " + ", ".join(c for c in result.citations if "#" not in c), highlight=False)
 
 
@@ -149,3 +150,42 @@ def sql_transpile(
     from meshpilot.tools.sql import transpile_sql
 
     out.print(transpile_sql(sql, to=to, read=dialect), highlight=False, markup=False, soft_wrap=True)
+
+
+@sql_app.command("grant")
+def sql_grant(
+    engine_url: Annotated[str, typer.Option("--engine-url", envvar="MESHPILOT_ENGINE_URL", show_envvar=True,
+                                            help="An administrator's PostgreSQL URL (owns the tables, may create roles).")],
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Give each role of policy.yaml its own PostgreSQL login over views of what it may read (run once, and
+    again after the policy or the catalog changes)."""
+    from meshpilot.guardrails.pii import workspace_salt
+    from meshpilot.guardrails.policy import Caller, Policy
+    from meshpilot.errors import InvalidWorkspaceError
+    from meshpilot.tools.sql import workspace_schema
+    from meshpilot.tools.sql_engines import provision_postgres
+
+    ws = Workspace.open(workspace)
+    policy = Policy.load(ws)
+    if policy is None:
+        raise InvalidWorkspaceError("This workspace has no access policy: there are no roles to give logins to.",
+                                    hint="Write policy.yaml first (see docs/security.md).")
+    schema = workspace_schema(ws)
+    sets = {}
+    for name, role in sorted(policy.roles.items()):
+        # A role that reads its own team's domains gets one login per team.
+        callers = [(f"{name}@{team}", Caller(name, team)) for team in sorted(policy.team_domains)] \
+            if role.domains == "own" else [(name, Caller(name))]
+        for label, caller in callers:
+            sets[label] = schema.relation_set(policy.sql_guard(caller))
+            if policy.pii_needs_approval() and policy.may_read_pii(caller):
+                sets[f"{label} (approved)"] = schema.relation_set(policy.sql_guard(caller, approved=True))
+    report = provision_postgres(engine_url, sets, ws.state_dir, workspace_salt(ws.root))
+    if json_output:
+        print_json(report)
+        return
+    for row in report:
+        out.print(f"{row['role']}: login {row['login']}, {row['views']} view(s){' (PII masked)' if row['masked'] else ''}",
+                  highlight=False, markup=False)

@@ -681,6 +681,11 @@ DEMO_POLICY = {
                                "domains": "own", "pii": "allow", "tools": "*"},
         "governance": {"description": "Everything, for audits and incidents.", "domains": "*", "pii": "allow",
                        "tools": "*"},
+        "commerce-analyst": {"description": "The commerce domain only; no personal data.", "domains": ["commerce"],
+                             "pii": "refuse", "tools": "*"},
+        "pseudonymous-analyst": {"description": "Every domain; personal data only as stable tokens (joins and "
+                                                "counts work, values never show).", "domains": "*", "pii": "mask",
+                                 "tools": "*"},
     },
     "default_role": "analyst",
     "approval": ["run_sql_on_pii", "publish_contract", "post_to_slack"],

@@ -335,7 +335,7 @@ def _add_resources(server: MeshpilotMCP, workspace: Workspace) -> None:
         domain, product_id = ref.removeprefix("mesh://").split("/")[:2]
         server.add_resource(FunctionResource(uri=ref, name=row.get("name") or product_id, mime_type="application/json",
                                              description=f"Data product {ref}",
-                                             fn=lambda d=domain, p=product_id: product(d, p)))
+                                             fn=lambda d=domain, p=product_id: reported(product)(domain=d, product=p)))
 
 
 def _add_prompts(server: MeshpilotMCP) -> None:
