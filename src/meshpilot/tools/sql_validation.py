@@ -23,6 +23,7 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.schema import MappingSchema
 from sqlglot.tokens import TokenType
 
 from meshpilot.errors import InvalidArgumentError
@@ -286,12 +287,15 @@ class _Validator:
             node.set("db", None)
             node.set("catalog", None)
             node.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
-            mapping[key] = {name: "VARCHAR" for name in table.columns.values()}
+            # Lower-cased here, as qualify normalises the query's identifiers: letting MappingSchema normalise
+            # parses every column name, which costs more than the rest of validation.
+            mapping[key] = {name.lower(): "VARCHAR" for name in table.columns.values()}
             by_key[key] = table
             _set_full_name(original, table)
         for _ in range(50):  # SQLite: each double-quoted word that names no column is a string literal
             try:
-                qualified = qualify(work.copy(), schema=mapping, dialect=self.dialect, validate_qualify_columns=True,
+                qualified = qualify(work.copy(), schema=MappingSchema(mapping, dialect=self.dialect, normalize=False),
+                                    dialect=self.dialect, validate_qualify_columns=True,
                                     expand_stars=True, quote_identifiers=False, identify=False,
                                     infer_schema=False)
                 break
