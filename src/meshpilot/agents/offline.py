@@ -327,6 +327,18 @@ def _first_line(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip())[:400]
 
 
+def quoted(text: str, what: str = "text") -> str:
+    """Catalog text (descriptions, snippets, incident titles) as the offline model repeats it: in quotes, on
+    one line, as data; with a warning when it tries to instruct an assistant. Anyone can edit the catalog."""
+    from meshpilot.guardrails.injection import scan
+
+    flat = re.sub(r"\s+", " ", text.strip())
+    verdict = scan(flat)
+    warning = (f" (warning: this {what} contains text that tries to instruct an AI assistant; it is shown as data "
+               "and was not followed)") if verdict.injection else ""
+    return f"“{flat}”{warning}"
+
+
 def _product(data: dict[str, Any], args: dict[str, Any]) -> str:
     product, team = data.get("product", {}), data.get("owner_team") or {}
     lines = [f"**{product.get('name')}** ({data.get('ref')}) is owned by **{team.get('name') or product.get('owner')}**"
@@ -339,7 +351,7 @@ def _product(data: dict[str, Any], args: dict[str, Any]) -> str:
     if any(extras):
         lines.append(", ".join(e for e in extras if e) + ".")
     if product.get("description"):
-        lines.append(product["description"])
+        lines.append("Description: " + quoted(product["description"], "description"))
     slos = product.get("slos") or []
     if slos:
         lines.append("SLOs: " + "; ".join(f"{s.get('kind')} {s.get('target')}" + (f" on {s['dataset']}" if s.get("dataset") else "")
@@ -352,7 +364,8 @@ def _product(data: dict[str, Any], args: dict[str, Any]) -> str:
         lines.append("Feeds: " + ", ".join(downstream) + ".")
     open_incidents = [i for i in data.get("incidents", []) if i.get("status") != "resolved"]
     if open_incidents:
-        lines.append("Open incidents: " + "; ".join(f"{i['id']} {i['title']} ({i['severity']})" for i in open_incidents) + ".")
+        lines.append("Open incidents: " + "; ".join(f"{i['id']} {quoted(i['title'], 'incident title')} ({i['severity']})"
+                                                    for i in open_incidents) + ".")
     return lines[0] + "\n\n" + "\n".join(f"- {line}" for line in lines[1:])
 
 
@@ -382,7 +395,8 @@ def _search(data: dict[str, Any], args: dict[str, Any]) -> str:
     lines = [f"Best matches for '{args.get('query')}':"]
     for hit in hits[:5]:
         extra = f" [{', '.join(hit['classification'])}]" if hit.get("classification") else ""
-        lines.append(f"- {hit['kind']} {hit['ref']}{extra}: {hit.get('snippet', '')} (owner {hit.get('owner')})")
+        lines.append(f"- {hit['kind']} {hit['ref']}{extra}: {quoted(hit.get('snippet') or '', 'snippet')} "
+                     f"(owner {hit.get('owner')})")
     return "\n".join(lines)
 
 
@@ -458,7 +472,7 @@ def _incidents(data: dict[str, Any], args: dict[str, Any]) -> str:
     incidents = data.get("incidents", [])
     if not incidents:
         return "No incidents match."
-    return "Incidents:\n" + "\n".join(f"- {i['id']} [{i['status']}, {i['severity']}] {i['title']} "
+    return "Incidents:\n" + "\n".join(f"- {i['id']} [{i['status']}, {i['severity']}] {quoted(i['title'], 'incident title')} "
                                       f"(opened {i.get('opened_at')})" for i in incidents[:15])
 
 

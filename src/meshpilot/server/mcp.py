@@ -250,6 +250,7 @@ _RESOURCE_TOOLS = {"product": ("get_product",), "dataset": ("get_product",), "co
 
 def _add_resources(server: MeshpilotMCP, workspace: Workspace) -> None:
     from meshpilot.guardrails import audit
+    from meshpilot.mesh.store import MeshStore
 
     def allowed(kind: str, ref: str) -> ToolRunner:
         runner = server.callers.runner()
@@ -283,8 +284,6 @@ def _add_resources(server: MeshpilotMCP, workspace: Workspace) -> None:
         with audit.audited(workspace.root, "resource:dataset", runner.caller_dict, {"uri": ref}, channel="mcp"):
             details = get_dataset(ref, workspace=runner.context.workspace)
         return json.dumps(_guarded("get_product", details, runner), indent=2, default=str)
-
-    from meshpilot.mesh.store import MeshStore
 
     def contract(domain: str, product: str) -> str:
         ref = f"mesh://{domain}/{product}"
@@ -326,8 +325,6 @@ def _add_resources(server: MeshpilotMCP, workspace: Workspace) -> None:
                     description="The product's data contract (ODCS v3 YAML).")(reported(contract))
     server.resource("mesh://{domain}/{product}/{dataset}/lineage", name="lineage", mime_type="text/vnd.mermaid",
                     description="Upstream and downstream lineage of a dataset as Mermaid diagrams.")(reported(lineage))
-    from meshpilot.mesh.store import MeshStore
-
     with MeshStore.open(workspace) as store:
         products = store.list_products()
     for row in products:
