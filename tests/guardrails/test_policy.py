@@ -85,3 +85,35 @@ def test_roles_limited_to_products_and_allowed_classifications(demo_workspace: W
                        caller=geo).row_count > 0
     with pytest.raises(SqlRejectedError, match="EMAIL_ADDRESS"):
         sql.run_sql("SELECT email FROM customer.customer_profile", workspace=demo_workspace, caller=geo)
+
+
+def test_pii_treatment_per_class(demo_workspace: Workspace) -> None:
+    import yaml
+
+    from meshpilot.tools import sql
+
+    path = demo_workspace.root / "policy.yaml"
+    policy = yaml.safe_load(path.read_text())
+    policy["roles"]["support"] = {"domains": "*", "pii": {"EMAIL_ADDRESS": "mask", "LOCATION": "allow", "*": "refuse"}}
+    path.write_text(yaml.safe_dump(policy))
+    guard = Policy.load(demo_workspace).sql_guard(Caller("support"))
+    result = sql.run_sql("SELECT email, city FROM customer.customer_profile ORDER BY customer_id LIMIT 1",
+                         workspace=demo_workspace, caller=guard)
+    assert result.rows[0][0].startswith("EMAIL_ADDRESS#") and result.rows[0][1] == "London"
+    with pytest.raises(sql.SqlRejectedError, match="PHONE_NUMBER"):
+        sql.run_sql("SELECT phone FROM customer.customer_profile", workspace=demo_workspace, caller=guard)
+    assert not Policy.load(demo_workspace).may_read_pii(Caller("support"))  # answers are still redacted
+
+
+def test_an_unknown_pii_treatment_is_a_clear_error(demo_workspace: Workspace) -> None:
+    import yaml
+
+    from meshpilot.errors import InvalidWorkspaceError
+
+    path = demo_workspace.root / "policy.yaml"
+    policy = yaml.safe_load(path.read_text())
+    policy["roles"]["analyst"]["pii"] = "hide"
+    path.write_text(yaml.safe_dump(policy))
+    with pytest.raises(InvalidWorkspaceError) as invalid:
+        Policy.load(demo_workspace)
+    assert "policy.yaml" in str(invalid.value)

@@ -22,7 +22,8 @@ a role, plus the team for `own`.
 
 `mask` lets queries use a PII column whose values come back as stable tokens (`EMAIL_ADDRESS#3f9a...`):
 joins and counts work, the values and any predicate on them reveal nothing. With `run_sql_on_pii` in
-`approval`, a role whose PII treatment is `allow` reads masked tokens until a human approves the call.
+`approval`, a role with blanket PII access (`pii: allow`) reads masked tokens until a human approves the
+call; classes granted by name (`classifications`, or a class in a `pii:` map) need no approval.
 """
 
 from __future__ import annotations
@@ -211,15 +212,18 @@ class SqlGuard:
     def treatment(self, table: Any, column: str) -> str:
         classification = table.classifications.get(column.lower()) if hasattr(table, "classifications") else None
         chosen = self.policy.pii_treatment(self.caller, classification)
-        if chosen == "allow" and classification and self.policy.pii_needs_approval() and not self.approved:
+        if chosen == "allow" and self._approval_gated(classification):
             return "mask"  # until a human approves, the engine shows tokens, whatever the parser saw
         return chosen
+
+    def _approval_gated(self, classification: str | None) -> bool:
+        """Blanket PII access waits for approval (`run_sql_on_pii`); a class granted by name does not."""
+        return bool(classification) and self.may_read_pii and self.policy.pii_needs_approval() and not self.approved
 
     def pending_approval(self, table: Any, column: str) -> bool:
         """Whether reading this column in the clear waits for an approval."""
         classification = table.classifications.get(column.lower()) if hasattr(table, "classifications") else None
-        return bool(classification) and self.policy.pii_needs_approval() and not self.approved and (
-            self.policy.pii_treatment(self.caller, classification) == "allow")
+        return self._approval_gated(classification) and self.policy.pii_treatment(self.caller, classification) == "allow"
 
     def check_table(self, table: Any) -> str | None:
         if not table.ref:
