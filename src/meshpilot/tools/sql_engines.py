@@ -240,6 +240,9 @@ class DuckDBEngine:
 
     def relation_database(self, relations: RelationSet) -> Path:
         """The database file holding exactly `relations` for the current warehouse, built when missing."""
+        if not self.path.is_file():
+            raise SqlRejectedError("This workspace has no warehouse to query yet.",
+                                   hint="Import data, or build the demo with `meshpilot demo`.")
         stat = self.path.stat()
         stamp = hashlib.sha256(f"{stat.st_mtime_ns}:{stat.st_size}:{stat.st_ino}".encode()).hexdigest()[:10]
         target = self.relations_dir / f"{relations.fingerprint}-{stamp}.duckdb"
