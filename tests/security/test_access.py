@@ -207,19 +207,31 @@ def _texts(result) -> str:
     return json.dumps(result.structured_content, default=str) + " ".join(getattr(c, "text", "") for c in result.content)
 
 
-def test_mcp_stdio_attacks(shared_demo: Workspace, values) -> None:
+@pytest.mark.parametrize("role", ["analyst", "commerce-analyst"])
+def test_mcp_stdio_attacks(shared_demo: Workspace, values, role: str) -> None:
+    from mcp.shared.exceptions import MCPError
+
     params = StdioServerParameters(command=meshpilot_command(), args=["serve", "mcp", "--workspace",
-                                   str(shared_demo.root), "--role", "analyst"], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                   str(shared_demo.root), "--role", role], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    payloads = [q for _, q in SAMPLED] + (CROSS if role == "commerce-analyst" else [])
 
     async def main():
         async with Client(params) as client:
-            for _, query in SAMPLED:
+            for query in payloads:
                 for tool in ("run_sql", "validate_sql"):
                     result = await client.call_tool(tool, {"sql": query})
-                    assert access.leaks(_texts(result), values["pii"]) == [], query
+                    assert access.leaks(_texts(result), forbidden(values, role)) == [], query
             for uri in ("mesh://customer/customer-profile/customer_profile", "mesh://customer/customer-profile"):
-                contents = await client.read_resource(uri)
-                assert access.leaks(json.dumps([c.text for c in contents.contents]), values["pii"]) == []
+                try:
+                    contents = json.dumps([c.text for c in (await client.read_resource(uri)).contents])
+                except MCPError as refused:
+                    assert role == "commerce-analyst" and "may not see the domain" in str(refused)
+                    continue
+                assert access.leaks(contents, values["pii"]) == []
+            if role == "commerce-analyst":
+                lineage = await client.call_tool("lineage_upstream", {"target": "mesh://marketing/campaign-performance/"
+                                                                               "campaign_performance"})
+                assert lineage.is_error and "may not see the domain" in _texts(lineage)
 
     anyio.run(main)
 

@@ -192,13 +192,16 @@ def _impact(ctx: ToolContext, a: TargetArgs) -> dict[str, Any]:
     from meshpilot.tools.lineage import impact
 
     result = impact(a.target, change=a.change, workspace=ctx.workspace)
+    ctx.visible(result.source)
     return result.model_dump()
 
 
 def _upstream(ctx: ToolContext, a: TargetArgs) -> dict[str, Any]:
     from meshpilot.tools.lineage import upstream
 
-    return upstream(a.target, workspace=ctx.workspace).model_dump()
+    result = upstream(a.target, workspace=ctx.workspace)
+    ctx.visible(result.source)
+    return result.model_dump()
 
 
 def _draft(ctx: ToolContext, a: DatasetArgs) -> dict[str, Any]:
