@@ -296,6 +296,14 @@ class DataProduct(Strict):
     def dataset_ref(self, name: str) -> MeshRef:
         return MeshRef(domain=self.domain, product=self.id, dataset=name)
 
+    def resolve_reference(self, target: str) -> MeshRef | None:
+        """The column a foreign key names: a mesh:// column, or `<dataset>.<column>` of this product."""
+        if target.startswith("mesh://"):
+            ref = MeshRef.parse(target)
+            return ref if ref.column else None
+        dataset, _, column = target.rpartition(".")
+        return self.dataset_ref(dataset).with_column(column) if dataset else None
+
 
 # --- incidents --------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from meshpilot.mesh.model import DataProduct, MeshRef
 from meshpilot.mesh.workspace import Mesh, Workspace
 
 INDEX_FILE = "index.duckdb"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _DDL = """
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -38,6 +38,7 @@ CREATE TABLE datasets (ref VARCHAR PRIMARY KEY, product_ref VARCHAR, name VARCHA
 CREATE TABLE columns (ref VARCHAR, dataset_ref VARCHAR, position INTEGER, name VARCHAR, type VARCHAR,
     description VARCHAR, nullable BOOLEAN, primary_key BOOLEAN, "references" VARCHAR, tags VARCHAR[],
     classification VARCHAR);
+CREATE TABLE foreign_keys (dataset_ref VARCHAR, column_name VARCHAR, other_ref VARCHAR, other_column VARCHAR);
 CREATE TABLE checks (dataset_ref VARCHAR, id VARCHAR, kind VARCHAR, column_name VARCHAR, description VARCHAR,
     params JSON, severity VARCHAR);
 CREATE TABLE check_results (dataset_ref VARCHAR, check_id VARCHAR, status VARCHAR, run_at TIMESTAMPTZ,
@@ -242,6 +243,15 @@ class MeshStore:
             [domain, domain, product_ref, product_ref],
         )
 
+    def foreign_keys(self) -> dict[str, list[tuple[str, str, str]]]:
+        """dataset ref -> [(column, other dataset ref, other column)], both directions: computed once per
+        index build, so a call never walks the whole catalog."""
+        graph: dict[str, list[tuple[str, str, str]]] = {}
+        for here, column, there, other in self.con.execute("SELECT * FROM foreign_keys ORDER BY ALL").fetchall():
+            graph.setdefault(here, []).append((column, there, other))
+            graph.setdefault(there, []).append((other, here, column))
+        return graph
+
     def counts(self) -> dict[str, int]:
         tables = ["products", "datasets", "columns", "teams", "checks", "check_results", "incidents",
                   "lineage_events", "dataset_edges", "column_edges"]
@@ -311,6 +321,7 @@ def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
                        for c in d.checks]
     insert("datasets", datasets)
     insert("columns", columns)
+    insert("foreign_keys", foreign_keys(mesh.products))
     insert("checks", checks)
     insert("check_results", [
         (r.dataset, r.check_id, r.status.value, r.run_at, json.dumps(r.observed, default=str), r.message)
@@ -336,6 +347,21 @@ def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
          x.transformation_type, x.transformation_subtype, x.description, x.job)
         for e in events.values() for x in column_edges(e)
     }, key=str))
+
+
+def foreign_keys(products: list[DataProduct]) -> list[tuple[str, str, str, str]]:
+    """(dataset ref, column, referenced dataset ref, referenced column) for each foreign key whose target
+    dataset exists."""
+    known = {str(p.dataset_ref(d.name)) for p in products for d in p.datasets}
+    keys = []
+    for product in products:
+        for dataset in product.datasets:
+            here = str(product.dataset_ref(dataset.name))
+            for column in dataset.columns:
+                target = product.resolve_reference(column.references) if column.references else None
+                if target is not None and str(target.dataset_ref()) in known:
+                    keys.append((here, column.name, str(target.dataset_ref()), target.column))
+    return keys
 
 
 def _arrow_column(values: tuple) -> Any:

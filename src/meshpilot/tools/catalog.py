@@ -189,6 +189,7 @@ class Catalog:
         embedder = embedder if embedder is not None else embeddings.from_config(workspace)
         with MeshStore.open(workspace) as store:
             stored = store.product_documents()
+            keys = store.foreign_keys()
         products = _LazyProducts(stored)
         # Change detection hashes the stored JSON and the contract file's bytes; only the products
         # that changed are parsed and turned into documents.
@@ -211,7 +212,9 @@ class Catalog:
         status.update(changes)
         if changes["products_changed"] or changes["products_removed"] or "rebuilt" in status:
             _save_atomically(index, folder)
-        return cls(products, index, status)
+        catalog = cls(products, index, status)
+        catalog._foreign_keys = keys
+        return catalog
 
     # --- search --------------------------------------------------------------------------------------
 
@@ -313,23 +316,17 @@ class Catalog:
                            columns=columns)
 
     def foreign_keys(self) -> dict[str, list[tuple[str, str, str]]]:
-        """dataset ref -> [(column, other dataset ref, other column)], both directions."""
+        """dataset ref -> [(column, other dataset ref, other column)], both directions (from the index when
+        the catalog was opened from a workspace)."""
         if self._foreign_keys is None:
+            from meshpilot.mesh.store import foreign_keys
+
             graph: dict[str, list[tuple[str, str, str]]] = {}
-            for product in self.products.values():
-                for dataset in product.datasets:
-                    here = str(product.dataset_ref(dataset.name))
-                    for column in dataset.columns:
-                        target = _resolve_reference(product, column.references) if column.references else None
-                        if target and str(target.dataset_ref()) in self._dataset_refs():
-                            there = str(target.dataset_ref())
-                            graph.setdefault(here, []).append((column.name, there, target.column))
-                            graph.setdefault(there, []).append((target.column, here, column.name))
+            for here, column, there, other in foreign_keys(list(self.products.values())):
+                graph.setdefault(here, []).append((column, there, other))
+                graph.setdefault(there, []).append((other, here, column))
             self._foreign_keys = graph
         return self._foreign_keys
-
-    def _dataset_refs(self) -> set[str]:
-        return {str(p.dataset_ref(d.name)) for p in self.products.values() for d in p.datasets}
 
     def _join_paths(self, tables: list[str], max_hops: int = 2) -> tuple[list[Join], list[str]]:
         """Joins connecting the chosen tables through foreign keys, and the tables only needed to join."""
@@ -393,14 +390,6 @@ def _contract_text_of(workspace: Workspace, product_json: str) -> str:
 def _documents_of(workspace: Workspace, products: Mapping[str, DataProduct], ref: str) -> list[Document]:
     product = products[ref]
     return product_documents(product, _read_contract(workspace, product))
-
-
-def _resolve_reference(product: DataProduct, target: str) -> MeshRef | None:
-    if target.startswith("mesh://"):
-        ref = MeshRef.parse(target)
-        return ref if ref.column else None
-    dataset, _, column = target.rpartition(".")
-    return product.dataset_ref(dataset).with_column(column) if dataset else None
 
 
 def _snippet(text: str, limit: int = 180) -> str:

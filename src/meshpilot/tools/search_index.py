@@ -15,7 +15,7 @@ import gc
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -293,12 +293,51 @@ DENSE_WEIGHT = 0.5
 DENSE_CANDIDATES = 200
 
 
+class _Documents:
+    """Documents by row. Loaded from disk they stay JSON text until a row is asked for: a search shows ten
+    hits, and parsing 200,000 documents at every process start cost seconds."""
+
+    def __init__(self, lines: list[str] | None = None) -> None:
+        self._lines: list[str | None] = list(lines or [])
+        self._parsed: dict[int, Document | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __getitem__(self, row: int) -> Document | None:
+        if row not in self._parsed:
+            line = self._lines[row]
+            item = json.loads(line) if line is not None else None
+            self._parsed[row] = None if item is None else Document(*item)
+        return self._parsed[row]
+
+    def __setitem__(self, row: int, doc: Document | None) -> None:
+        self._parsed[row] = doc
+        self._lines[row] = None if doc is None else ""
+
+    def __iter__(self) -> Iterator[Document | None]:
+        return (self[row] for row in range(len(self._lines)))
+
+    def extend(self, docs: Iterable[Document]) -> None:
+        for doc in docs:
+            self._parsed[len(self._lines)] = doc
+            self._lines.append("")
+
+    def line(self, row: int) -> str:
+        """The row as its stored JSON line (without parsing what was never parsed)."""
+        if row in self._parsed or self._lines[row] is None:
+            doc = self[row]
+            return json.dumps(None if doc is None else [doc.ref, doc.kind, doc.product_ref, doc.dataset_ref,
+                                                        doc.fields, doc.attributes])
+        return self._lines[row]
+
+
 class _Kind:
     """The documents of one kind: their sparse index, parent links and filter postings."""
 
     def __init__(self, vocab: dict[str, int]) -> None:
         self.sparse = SparseIndex(vocab)
-        self.docs: list[Document | None] = []
+        self.docs = _Documents()
         self.parent = np.zeros(0, dtype=np.int64)  # row of the parent document (dataset or product), -1 if none
         self.product = np.zeros(0, dtype=np.int64)  # row of the owning product document
         self.postings: dict[tuple[str, str], list[int]] = {}
@@ -404,7 +443,10 @@ class CatalogIndex:
                 for key, value in doc.attributes.items():
                     for item in value if isinstance(value, list | tuple | set) else [value]:
                         if item is not None:
-                            index.postings.setdefault((key, str(item)), []).append(row)
+                            posted = index.postings.setdefault((key, str(item)), [])
+                            if not isinstance(posted, list):  # loaded as an array
+                                posted = index.postings[(key, str(item))] = posted.tolist()
+                            posted.append(row)
         for ref, digest, docs in entries:
             self.product_hashes[ref] = digest
             rows_by_kind: dict[str, list[int]] = {kind: [] for kind in KINDS}
@@ -578,9 +620,14 @@ class CatalogIndex:
             np.save(folder / kind / "parent.npy", index.parent)
             np.save(folder / kind / "product.npy", index.product)
             with (folder / kind / "docs.jsonl").open("w", encoding="utf-8") as handle:
-                for doc in index.docs:
-                    handle.write(json.dumps(None if doc is None else [doc.ref, doc.kind, doc.product_ref,
-                                            doc.dataset_ref, doc.fields, doc.attributes]) + "\n")
+                for row in range(len(index.docs)):
+                    handle.write(index.docs.line(row) + "\n")
+            # Filter postings as arrays, so loading never reads the documents themselves.
+            keys = list(index.postings)
+            rows = [np.asarray(index.postings[key], dtype=np.int64) for key in keys]
+            np.save(folder / kind / "postings_rows.npy", np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64))
+            np.save(folder / kind / "postings_offsets.npy", np.cumsum([0] + [len(r) for r in rows]).astype(np.int64))
+            (folder / kind / "postings_keys.json").write_text(json.dumps([list(key) for key in keys]))
         hashes = sorted(self.vector_cache)
         np.save(folder / "vectors.npy", np.stack([self.vector_cache[h] for h in hashes]).astype(np.float32)
                 if hashes else np.zeros((0, 0), dtype=np.float32))
@@ -597,14 +644,11 @@ class CatalogIndex:
             part.sparse = SparseIndex.load(folder / kind, index.vocab)
             part.parent = np.load(folder / kind / "parent.npy", allow_pickle=False)
             part.product = np.load(folder / kind / "product.npy", allow_pickle=False)
-            for row, line in enumerate((folder / kind / "docs.jsonl").read_text(encoding="utf-8").splitlines()):
-                item = json.loads(line)
-                doc = None if item is None else Document(*item)
-                part.docs.append(doc)
-                for key, value in (doc.attributes if doc else {}).items():
-                    for v in value if isinstance(value, list) else [value]:
-                        if v is not None:
-                            part.postings.setdefault((key, str(v)), []).append(row)
+            part.docs = _Documents((folder / kind / "docs.jsonl").read_text(encoding="utf-8").splitlines())
+            keys = json.loads((folder / kind / "postings_keys.json").read_text())
+            rows = np.load(folder / kind / "postings_rows.npy", allow_pickle=False)
+            offsets = np.load(folder / kind / "postings_offsets.npy", allow_pickle=False)
+            part.postings = {(key, value): rows[offsets[i]:offsets[i + 1]] for i, (key, value) in enumerate(keys)}
         index.product_hashes = state["products"]
         index.rows_of_product = state["rows"]
         # Vectors are reused only for the same embedder: another model's vectors mean nothing here.
