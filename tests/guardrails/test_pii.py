@@ -107,3 +107,15 @@ def test_cli_scan(cli) -> None:
     assert "<PHONE_NUMBER>" in result.stdout and "maria.keller" not in result.stdout.split('"anonymized"')[1]
     bad = cli("pii", "scan", "x", "--operator", "shred")
     assert bad.code == 1 and "Unknown PII operator 'shred'" in bad.stderr
+
+
+def test_quick_redaction_without_presidio() -> None:
+    from meshpilot.guardrails.pii import quick_redact
+
+    text = ("mail maria@example.com or +41 44 668 18 00, card 4111 1111 1111 1111, ip 10.1.2.3, "
+            "IBAN DE89 3704 0044 0532 0130 00; total 25788.46 on 2025-01-31 for order 12345")
+    redacted = quick_redact(text)
+    for value in ("maria@example.com", "668 18 00", "4111 1111", "10.1.2.3", "DE89"):
+        assert value not in redacted, value
+    assert "25788.46" in redacted and "2025-01-31" in redacted and "12345" in redacted
+    assert quick_redact("card 4111 1111 1111 1112") == "card 4111 1111 1111 1112"  # not Luhn-valid

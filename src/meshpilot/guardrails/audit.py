@@ -31,8 +31,14 @@ _AUDIT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", 
 
 
 def _redact(value: Any) -> Any:
+    import sys
+
     from meshpilot.guardrails import pii
 
+    if "presidio_analyzer" not in sys.modules:
+        # A one-shot command: its arguments are what its user typed, and loading Presidio would cost more
+        # than the command. Pattern entities are redacted; names need the NER model.
+        return pii.map_strings(value, pii.quick_redact)
     # No LOCATION: table names such as customer.customer_profile read like places to a NER model.
     # Names are looked for only in text with a capitalised word: every call is audited, and the NER
     # model costs milliseconds that SQL and identifiers do not need.

@@ -601,3 +601,41 @@ def mask(entity: str, value: str) -> str:
     keep = 4 if entity in ("CREDIT_CARD", "IBAN_CODE", "PHONE_NUMBER", "US_SSN") else 0
     cut = len(value) - keep
     return "".join("*" if c.isalnum() else c for c in value[:cut]) + value[cut:]
+
+
+# --- without Presidio ---------------------------------------------------------------------------------
+# Importing Presidio imports spaCy (2 s): too much for a one-shot command that only writes an audit line.
+# These are the shapes of Presidio's pattern entities, checked the same way (Luhn for cards, a digit count
+# for phones); `quick_redact` is for text whose owner typed it (command arguments), not for answers.
+
+_QUICK = [
+    ("EMAIL_ADDRESS", re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")),
+    ("IBAN_CODE", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b", re.IGNORECASE)),
+    ("US_SSN", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
+    ("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9a-fA-F]{1,4}:){3,7}[0-9a-fA-F]{1,4}\b")),
+    ("CREDIT_CARD", re.compile(r"(?<![\d+])(?:\d[ -]?){11,18}\d(?!\d)")),
+    ("PHONE_NUMBER", re.compile(r"(?<![\w.])(?:\+|00)?\(?\d[\d ().-]{6,}\d(?![\w]|\.\d)")),
+]
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def quick_redact(text: str) -> str:
+    """`text` with e-mails, IBANs, SSNs, IPs, card and phone numbers replaced by <ENTITY>, by pattern only."""
+    def keep(entity: str, value: str) -> bool:
+        digits = re.sub(r"\D", "", value)
+        if entity == "CREDIT_CARD":
+            return _luhn(digits)
+        if entity == "PHONE_NUMBER":
+            return 9 <= len(digits) <= 15 and not re.fullmatch(r"\d+\.\d+", value)
+        return True
+
+    for entity, pattern in _QUICK:
+        text = pattern.sub(lambda m, e=entity: f"<{e}>" if keep(e, m.group(0)) else m.group(0), text)
+    return text

@@ -190,10 +190,11 @@ class Catalog:
         with MeshStore.open(workspace) as store:
             stored = store.product_documents()
             keys = store.foreign_keys()
+            contract_paths = dict(store.con.execute("SELECT ref, contract FROM products").fetchall())
         products = _LazyProducts(stored)
         # Change detection hashes the stored JSON and the contract file's bytes; only the products
         # that changed are parsed and turned into documents.
-        contract_files = {ref: _contract_text_of(workspace, text) for ref, text in stored.items()}
+        contract_files = {ref: _contract_file_text(workspace, contract_paths.get(ref)) for ref in stored}
         folder = workspace.state_dir / SEARCH_DIR
         status: dict[str, Any] = {"embeddings": getattr(embedder, "name", "none")}
         index = None
@@ -377,8 +378,7 @@ class _LazyProducts(Mapping[str, DataProduct]):
         return len(self._stored)
 
 
-def _contract_text_of(workspace: Workspace, product_json: str) -> str:
-    relative = json.loads(product_json).get("contract")
+def _contract_file_text(workspace: Workspace, relative: str | None) -> str:
     if not relative:
         return ""
     try:
