@@ -85,3 +85,51 @@ def test_runs_have_state_times_and_errors(demo_workspace: Workspace) -> None:
     assert failed == [("meshpilot-demo/commerce.ingest_returns", "FAIL",
                        failed[0][2])] and "refund_amount" in failed[0][2]
     assert total == (70, 70)  # 5 pipelines x 14 days, each with a START and an end
+
+
+def _tables(path) -> dict:
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name <> 'meta'").fetchall()]
+        return {n: sorted(map(repr, con.execute(f"SELECT * FROM {n}").fetchall())) for n in names}
+
+
+@pytest.mark.parametrize("change", ["description", "new column", "new product", "teams too"])
+def test_incremental_update_gives_what_a_full_build_gives(demo_workspace: Workspace, tmp_path, change: str) -> None:
+    import yaml
+
+    from meshpilot.mesh import store
+
+    MeshStore.open(demo_workspace).close()
+    index = demo_workspace.state_dir / store.INDEX_FILE
+    path = demo_workspace.root / "products" / "commerce.returns.yaml"
+    doc = yaml.safe_load(path.read_text())
+    columns = doc["output_ports"][0]["dataset"]["columns"]
+    if change == "description":
+        doc["description"] = "Returns, now with a longer story."
+    elif change == "new column":
+        columns.append({"name": "carrier", "type": "VARCHAR", "description": "Who brought it back."})
+    elif change == "teams too":  # not only product files changed: the index is rebuilt whole
+        doc["description"] = "Returns, changed with the teams."
+        teams = demo_workspace.root / "teams.yaml"
+        teams.write_text(teams.read_text().replace("Commerce", "Commerce & Co", 1))
+    if change == "new product":
+        copy = dict(doc, id="returns-archive", name="Returns archive", slos=[])
+        copy.pop("contract")
+        copy["output_ports"][0]["dataset"] = dict(copy["output_ports"][0]["dataset"], name="returns_archive",
+                                                  qualified_name="commerce.returns_archive")
+        path = demo_workspace.root / "products" / "commerce.returns-archive.yaml"
+        doc = copy
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    demo_workspace.load()  # the change itself is valid
+    before = index.stat().st_mtime_ns
+    updated = store.update_index(demo_workspace, index, store.fingerprint(demo_workspace),
+                                 store.source_stamps(demo_workspace))
+    assert updated is (change != "teams too")
+    MeshStore.open(demo_workspace).close()
+    incremental = _tables(index)
+    full = tmp_path / "full.duckdb"
+    store.build_index(demo_workspace.load(), full, "x", store.source_stamps(demo_workspace))
+    assert incremental == _tables(full)
+    assert index.stat().st_mtime_ns != before

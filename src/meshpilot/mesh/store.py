@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +23,17 @@ from meshpilot.mesh.model import DataProduct, MeshRef
 from meshpilot.mesh.workspace import Mesh, Workspace
 
 INDEX_FILE = "index.duckdb"
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 _DDL = """
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE sources (path VARCHAR PRIMARY KEY, size BIGINT, mtime_ns BIGINT);
 CREATE TABLE teams (id VARCHAR PRIMARY KEY, name VARCHAR, domain VARCHAR, description VARCHAR,
     slack_channel VARCHAR, oncall VARCHAR, parent VARCHAR);
 CREATE TABLE team_members (team_id VARCHAR, name VARCHAR, email VARCHAR, role VARCHAR);
 CREATE TABLE products (ref VARCHAR PRIMARY KEY, domain VARCHAR, id VARCHAR, name VARCHAR, owner VARCHAR,
     description VARCHAR, status VARCHAR, version VARCHAR, tags VARCHAR[], contract VARCHAR, source VARCHAR,
-    document JSON);
+    document JSON, file VARCHAR);
 CREATE TABLE datasets (ref VARCHAR PRIMARY KEY, product_ref VARCHAR, name VARCHAR, qualified_name VARCHAR,
     namespace VARCHAR, description VARCHAR, port VARCHAR, port_kind VARCHAR, location VARCHAR,
     row_count BIGINT, last_updated TIMESTAMPTZ, tags VARCHAR[]);
@@ -61,11 +63,19 @@ CREATE TABLE column_edges (source_namespace VARCHAR, source_name VARCHAR, source
 """
 
 
-def fingerprint(workspace: Workspace) -> str:
-    digest = hashlib.sha256(SCHEMA_VERSION.encode())
+def source_stamps(workspace: Workspace) -> dict[str, tuple[int, int]]:
+    """Each source file's (size, modification time), by workspace-relative path."""
+    stamps = {}
     for path in workspace.source_files():
         stat = path.stat()
-        digest.update(f"{path.relative_to(workspace.root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        stamps[path.relative_to(workspace.root).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+    return stamps
+
+
+def fingerprint(workspace: Workspace, stamps: dict[str, tuple[int, int]] | None = None) -> str:
+    digest = hashlib.sha256(SCHEMA_VERSION.encode())
+    for relative, (size, mtime) in sorted((stamps or source_stamps(workspace)).items()):
+        digest.update(f"{relative}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()
 
 
@@ -80,9 +90,11 @@ class MeshStore:
     def open(cls, workspace: Workspace) -> MeshStore:
         """Open the index read-only, rebuilding it first if the workspace's files have changed."""
         path = workspace.state_dir / INDEX_FILE
-        wanted = fingerprint(workspace)
-        if _stored_fingerprint(path) != wanted:
-            build_index(workspace.load(), path, wanted)
+        stamps = source_stamps(workspace)
+        wanted = fingerprint(workspace, stamps)
+        stored = _stored_fingerprint(path)
+        if stored != wanted and not (stored is not None and update_index(workspace, path, wanted, stamps)):
+            build_index(workspace.load(), path, wanted, stamps)
         return cls(workspace, duckdb.connect(str(path), read_only=True))
 
     def close(self) -> None:
@@ -275,54 +287,142 @@ def _stored_fingerprint(path: Path) -> str | None:
     return row[0] if row else None
 
 
-def build_index(mesh: Mesh, path: Path, workspace_fingerprint: str) -> None:
+def build_index(mesh: Mesh, path: Path, workspace_fingerprint: str,
+                stamps: dict[str, tuple[int, int]] | None = None) -> None:
     with files.replaced_atomically(path) as tmp, duckdb.connect(str(tmp)) as con:
         con.execute(_DDL)
         _fill(con, mesh)
-        con.execute("INSERT INTO meta VALUES ('fingerprint', ?), ('schema', ?)", [workspace_fingerprint, SCHEMA_VERSION])
+        _finish(con, workspace_fingerprint, stamps or {})
 
 
-def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
-    def insert(table: str, rows: list[tuple]) -> None:
-        """All rows in one statement from an in-memory Arrow table: executemany goes row by row, which
-        costs a minute for a catalog of a thousand tables."""
-        if not rows:
-            return
-        import pyarrow as pa
+def _finish(con: duckdb.DuckDBPyConnection, workspace_fingerprint: str, stamps: dict[str, tuple[int, int]]) -> None:
+    con.execute("DELETE FROM meta")
+    con.execute("DELETE FROM sources")
+    con.execute("INSERT INTO meta VALUES ('fingerprint', ?), ('schema', ?)", [workspace_fingerprint, SCHEMA_VERSION])
+    _insert(con, "sources", [(relative, size, mtime) for relative, (size, mtime) in sorted(stamps.items())])
 
-        columns = [_arrow_column(values) for values in zip(*rows, strict=True)]
-        batch = pa.table(columns, names=[f"c{i}" for i in range(len(columns))])
-        con.register("_rows", batch)
-        try:
-            con.execute(f"INSERT INTO {table} SELECT * FROM _rows")
-        finally:
-            con.unregister("_rows")
 
-    insert("teams", [(t.id, t.name, t.domain, t.description, t.slack_channel, t.oncall, t.parent) for t in mesh.teams])
-    insert("team_members", [(t.id, m.name, m.email, m.role) for t in mesh.teams for m in t.members])
-    insert("products", [
-        (str(p.ref), p.domain, p.id, p.name, p.owner, p.description, p.status.value, p.version, p.tags, p.contract,
-         p.source, p.model_dump_json(exclude_none=True))
-        for p in mesh.products
-    ])
-    datasets, columns, checks = [], [], []
-    for p in mesh.products:
+def update_index(workspace: Workspace, path: Path, workspace_fingerprint: str,
+                 stamps: dict[str, tuple[int, int]]) -> bool:
+    """Bring the index up to date by re-indexing only the product files that changed or were added.
+
+    Done only when it gives exactly what a full build would: nothing but product files changed, none was
+    removed or renamed to another product, and each changed product keeps every dataset, column and check
+    it had (so what other files refer to still exists). Returns False otherwise: then build it whole."""
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            old = {p: (size, mtime) for p, size, mtime in con.execute("SELECT * FROM sources").fetchall()}
+            by_file = dict(con.execute("SELECT file, ref FROM products").fetchall())
+            team_ids = {t for (t,) in con.execute("SELECT id FROM teams").fetchall()}
+            documents = dict(con.execute("SELECT ref, document FROM products").fetchall())
+    except duckdb.Error:
+        return False
+    changed = sorted(p for p in set(old) | set(stamps) if old.get(p) != stamps.get(p))
+    if not changed or any(not p.startswith("products/") or p not in stamps for p in changed):
+        return False
+
+    def indexed(domain: str, product_id: str) -> DataProduct | None:
+        document = documents.get(f"mesh://{domain}/{product_id}")
+        return DataProduct.model_validate_json(document) if document else None
+
+    found = workspace.load_products(changed, indexed, team_ids)
+    if found is None:
+        return False
+    for relative, product in found.items():
+        before_ref = by_file.get(relative)
+        if before_ref is None:
+            if str(product.ref) in documents:
+                return False  # a second file for an existing product: the full load reports it
+            continue
+        if before_ref != str(product.ref) or not _keeps(DataProduct.model_validate_json(documents[before_ref]), product):
+            return False
+    try:
+        _apply_products(path, found, workspace_fingerprint, stamps)
+    except duckdb.Error:
+        return False  # the old index is untouched (the copy is dropped): build it whole instead
+    return True
+
+
+def _apply_products(path: Path, found: dict[str, DataProduct], workspace_fingerprint: str,
+                    stamps: dict[str, tuple[int, int]]) -> None:
+    """Replace the rows of these products in a copy of the index, then put the copy in its place."""
+    products = list(found.values())
+    refs = [str(p.ref) for p in products]
+    with files.replaced_atomically(path) as tmp:
+        shutil.copyfile(path, tmp)
+        with duckdb.connect(str(tmp)) as con:
+            con.execute("BEGIN")
+            for table, key in (("columns", "dataset_ref"), ("checks", "dataset_ref"), ("foreign_keys", "dataset_ref")):
+                con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT ref FROM datasets WHERE list_contains(?, product_ref))",
+                            [refs])
+            con.execute("DELETE FROM datasets WHERE list_contains(?, product_ref)", [refs])
+            con.execute("DELETE FROM products WHERE list_contains(?, ref)", [refs])
+            known = {r for (r,) in con.execute("SELECT ref FROM datasets").fetchall()}
+            for table, rows in _product_rows(products, {str(p.ref): f for f, p in found.items()}).items():
+                _insert(con, table, rows)
+            known |= {str(p.dataset_ref(d.name)) for p in products for d in p.datasets}
+            _insert(con, "foreign_keys", foreign_keys(products, known))
+            _finish(con, workspace_fingerprint, stamps)
+            con.execute("COMMIT")
+
+
+def _keeps(before: DataProduct, after: DataProduct) -> bool:
+    """Whether `after` still has every dataset, column and check of `before` (what other files may name)."""
+    for dataset in before.datasets:
+        now = after.dataset(dataset.name)
+        if now is None or {c.name for c in dataset.columns} - {c.name for c in now.columns} or \
+                {c.id for c in dataset.checks} - {c.id for c in now.checks}:
+            return False
+    return True
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> None:
+    """All rows in one statement from an in-memory Arrow table: executemany goes row by row, which costs
+    a minute for a catalog of a thousand tables."""
+    if not rows:
+        return
+    import pyarrow as pa
+
+    columns = [_arrow_column(values) for values in zip(*rows, strict=True)]
+    batch = pa.table(columns, names=[f"c{i}" for i in range(len(columns))])
+    con.register("_rows", batch)
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")
+
+
+def _product_rows(products: list[DataProduct], product_files: dict[str, str]) -> dict[str, list[tuple]]:
+    """The rows of products, datasets, columns and checks for these products."""
+    rows: dict[str, list[tuple]] = {"products": [], "datasets": [], "columns": [], "checks": []}
+    for p in products:
+        rows["products"].append((str(p.ref), p.domain, p.id, p.name, p.owner, p.description, p.status.value,
+                                 p.version, p.tags, p.contract, p.source, p.model_dump_json(exclude_none=True),
+                                 product_files.get(str(p.ref))))
         for port in p.output_ports:
             d = port.dataset
             ref = p.dataset_ref(d.name)
-            datasets.append((str(ref), str(p.ref), d.name, d.qualified_name, d.namespace, d.description, port.name,
-                             port.kind.value, port.location, d.row_count, d.last_updated, d.tags))
-            columns += [
+            rows["datasets"].append((str(ref), str(p.ref), d.name, d.qualified_name, d.namespace, d.description,
+                                     port.name, port.kind.value, port.location, d.row_count, d.last_updated, d.tags))
+            rows["columns"] += [
                 (str(ref.with_column(c.name)), str(ref), i, c.name, c.type, c.description, c.nullable, c.primary_key,
                  c.references, c.tags, c.classification)
                 for i, c in enumerate(d.columns, start=1)
             ]
-            checks += [(str(ref), c.id, c.kind.value, c.column, c.description, json.dumps(c.params), c.severity.value)
-                       for c in d.checks]
-    insert("datasets", datasets)
-    insert("columns", columns)
+            rows["checks"] += [(str(ref), c.id, c.kind.value, c.column, c.description, json.dumps(c.params),
+                                c.severity.value) for c in d.checks]
+    return rows
+
+
+def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
+    def insert(table: str, rows: list[tuple]) -> None:
+        _insert(con, table, rows)
+
+    insert("teams", [(t.id, t.name, t.domain, t.description, t.slack_channel, t.oncall, t.parent) for t in mesh.teams])
+    insert("team_members", [(t.id, m.name, m.email, m.role) for t in mesh.teams for m in t.members])
+    for table, rows in _product_rows(mesh.products, mesh.product_files).items():
+        insert(table, rows)
     insert("foreign_keys", foreign_keys(mesh.products))
-    insert("checks", checks)
     insert("check_results", [
         (r.dataset, r.check_id, r.status.value, r.run_at, json.dumps(r.observed, default=str), r.message)
         for r in mesh.results
@@ -349,10 +449,10 @@ def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
     }, key=str))
 
 
-def foreign_keys(products: list[DataProduct]) -> list[tuple[str, str, str, str]]:
+def foreign_keys(products: list[DataProduct], known: set[str] | None = None) -> list[tuple[str, str, str, str]]:
     """(dataset ref, column, referenced dataset ref, referenced column) for each foreign key whose target
-    dataset exists."""
-    known = {str(p.dataset_ref(d.name)) for p in products for d in p.datasets}
+    dataset exists (among `known`, by default these products' datasets)."""
+    known = known if known is not None else {str(p.dataset_ref(d.name)) for p in products for d in p.datasets}
     keys = []
     for product in products:
         for dataset in product.datasets:

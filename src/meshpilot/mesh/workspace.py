@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,7 @@ class Mesh:
     events: list[LineageEvent] = field(default_factory=list)
     results: list[CheckResult] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
+    product_files: dict[str, str] = field(default_factory=dict)  # product ref -> workspace-relative file
 
     def product(self, domain: str, product_id: str) -> DataProduct | None:
         return next((p for p in self.products if p.domain == domain and p.id == product_id), None)
@@ -67,6 +69,17 @@ class Mesh:
     def dataset(self, ref: MeshRef) -> Dataset | None:
         product = self.product(ref.domain, ref.product)
         return product.dataset(ref.dataset) if product and ref.dataset else None
+
+
+@dataclass
+class _PartialMesh(Mesh):
+    """Some products in full, the others looked up on demand (from the index)."""
+
+    others: Callable[[str, str], DataProduct | None] | None = None
+
+    def product(self, domain: str, product_id: str) -> DataProduct | None:
+        found = super().product(domain, product_id)
+        return found if found is not None or self.others is None else self.others(domain, product_id)
 
 
 class Workspace:
@@ -141,6 +154,35 @@ class Workspace:
                 hint="Fix the files named above (each line gives file:line), then run the command again.",
             )
         return mesh
+
+    def load_products(self, relatives: list[str], others: Callable[[str, str], DataProduct | None],
+                      team_ids: set[str]) -> dict[str, DataProduct] | None:
+        """Read and check only these product files, judging their references with `others` (the products
+        already indexed) and `team_ids`: what an incremental index update needs. None when any of them
+        has a problem (then a full `load` reports it, with the rest of the workspace)."""
+        reader = _Reader(self.root, {})
+        view = _PartialMesh(manifest=WorkspaceManifest(name="(partial)"), others=others,
+                            teams=[Team.model_construct(id=t, name=t) for t in team_ids])
+        docs, found = {}, {}
+        for relative in relatives:
+            doc = reader._yaml(relative)
+            product = reader._validated(doc, DataProduct)
+            if product is None:
+                return None
+            docs[(product.domain, product.id)] = doc
+            view.products.append(product)
+            found[relative] = product
+        reader._check_products(view, docs)
+        for product in view.products:
+            if product.contract:
+                from open_data_contract_standard.model import OpenDataContractStandard
+
+                contract_doc = reader._yaml(product.contract)
+                contract = reader._validated(contract_doc, OpenDataContractStandard)
+                if contract is None:
+                    return None
+                reader._check_contract_columns(product, contract, contract_doc)
+        return None if reader.problems else found
 
     # --- writing ------------------------------------------------------------------------------------
 
@@ -261,6 +303,7 @@ class _Reader:
                 continue
             docs[key] = doc
             mesh.products.append(product)
+            mesh.product_files[str(product.ref)] = relative
         return docs
 
     def _read_contracts(self, mesh: Mesh, product_docs: dict) -> None:
