@@ -72,3 +72,13 @@ def test_redaction_uses_the_detectors_decision() -> None:
     assert "25788.46" in guarded.text and "12 orders" in guarded.text  # amounts are not phone numbers
     found = {f.text for f in pii.analyze(text, threshold=pii.DECISION_THRESHOLD)}
     assert "+353 1 234 5678" in found and "10.1.2.3" in found  # what scan reports is what the guard redacts
+
+
+def test_structured_results_without_pii_shapes_skip_the_model() -> None:
+    from meshpilot.guardrails.output import _may_hold_pii, redact_values
+
+    assert not any(_may_hold_pii(v) for v in ("completed", "web", "C-0001", "vip", "ORD-12"))
+    assert all(_may_hold_pii(v) for v in ("a@b.example", "+1-555-835-7042", "10.1.2.3", "1987-03-14", "Hiroshi",
+                                          "86 Main St", "2001:db8::1"))
+    data, actions = redact_values({"rows": [["completed", "hiroshi.rossi2@inbox.example", 3]]})
+    assert data["rows"][0][:1] == ["completed"] and "hiroshi" not in str(data) and actions

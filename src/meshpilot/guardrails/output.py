@@ -159,12 +159,23 @@ def redaction_findings(text: str) -> list[pii.Finding]:
     return sorted(findings, key=lambda f: f.start)
 
 
+# What any entity the guard redacts needs at least one of: an @, seven digits, an IP or date shape, a
+# capitalised word (names, places, streets). Values with none (statuses, codes, short ids) cannot hold one,
+# so a result made only of them never loads the NER model (2-4 s for a one-shot command).
+_PII_SHAPE = re.compile(r"@|(?:\d\D{0,3}){7}|\d{1,3}(?:\.\d{1,3}){3}|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|[A-ZÀ-Þ][a-zß-ÿ]"
+                        r"|[0-9a-fA-F]{1,4}:[0-9a-fA-F]{0,4}:")
+
+
+def _may_hold_pii(value: str) -> bool:
+    return bool(_PII_SHAPE.search(value))
+
+
 def redact_values(data: Any) -> tuple[Any, list[str]]:
     """Every string inside `data` (a result: dicts, lists, rows) with PII redacted, analysed in one pass
     over all of them (one NER run, not one per cell). Returns the data and the guard's actions."""
     strings: list[str] = []
     pii.map_strings(data, lambda value: strings.append(value) or value)
-    candidates = [v for v in dict.fromkeys(strings) if len(v) > 2]
+    candidates = [v for v in dict.fromkeys(strings) if len(v) > 2 and _may_hold_pii(v)]
     if not candidates:
         return data, []
     separator = "\n\u2029\n"  # a paragraph break: no finding spans it
