@@ -238,20 +238,14 @@ def test_mcp_stdio_attacks(shared_demo: Workspace, values, role: str) -> None:
 
 @pytest.fixture(scope="module")
 def http_server(shared_demo: Workspace):
-    from typer.testing import CliRunner
-
-    from meshpilot.cli import app
+    from meshpilot.guardrails.policy import create_token
 
     path = shared_demo.root / "policy.yaml"
     policy = yaml.safe_load(path.read_text())
     policy["roles"]["lineage-only"] = {"domains": "*", "pii": "refuse", "tools": ["search_catalog"]}
     path.write_text(yaml.safe_dump(policy))
-    tokens = {}
-    for role in ("commerce-analyst", "governance", "lineage-only"):
-        created = CliRunner().invoke(app, ["tokens", "create", "--role", role, "--name", f"{role}-attack",
-                                           "--workspace", str(shared_demo.root)])
-        assert created.exit_code == 0, created.output
-        tokens[role] = created.output.strip().splitlines()[-1]
+    tokens = {role: create_token(shared_demo, role, f"{role}-attack")
+              for role in ("commerce-analyst", "governance", "lineage-only")}
     process, url = start_http_server(shared_demo)
     try:
         yield url, tokens

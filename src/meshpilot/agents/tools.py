@@ -301,11 +301,7 @@ def _update_incident(ctx: ToolContext, a: UpdateIncidentArgs) -> dict[str, Any]:
     from meshpilot.tools.incidents import update_incident
 
     actor = f"{ctx.caller.role}" + (f"@{ctx.caller.team}" if ctx.caller and ctx.caller.team else "") if ctx.caller else "meshpilot"
-    def may_update(incident: Any) -> None:
-        for product in incident.products:
-            ctx.visible(product)
-
-    incident = update_incident(ctx.workspace, a.incident, actor, a.status, a.assignee, a.note, may_update=may_update)
+    incident = update_incident(ctx.workspace, a.incident, actor, a.status, a.assignee, a.note, visible=ctx.visible)
     ctx.forget_triage()
     return {"incident": incident.model_dump(mode="json", exclude_defaults=True),
             "citations": list(incident.products)}

@@ -81,18 +81,12 @@ def incidents_update(
     ws = Workspace.open(workspace)
     guard = guard_for(ws, role, team, "update_incident")
     actor = os.environ.get("USER") or (guard.caller.role if guard else "cli")
-    def may_update(found) -> None:
-        for product in found.products if guard else []:
-            guard.require_visible(product)
-
-    updated = update_incident(ws, incident, actor, status, assignee, note, may_update=may_update)
+    updated = update_incident(ws, incident, actor, status, assignee, note,
+                              visible=guard.require_visible if guard else None)
     if json_output:
-        data = updated.model_dump(mode="json", exclude_defaults=True)
-        if guard is not None and not guard.may_read_pii:
-            from meshpilot.guardrails.output import redact_values
+        from meshpilot.guardrails.output import guard_data
 
-            data, _ = redact_values(data)
-        print_json(data)
+        print_json(guard_data(updated.model_dump(mode="json", exclude_defaults=True), guard)[0])
         return
     out.print(f"{updated.id}: {updated.status.value}, assignee {updated.assignee or '-'}; "
               f"{len(updated.timeline)} timeline entries.", highlight=False)

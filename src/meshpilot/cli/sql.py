@@ -75,11 +75,9 @@ def sql_run(
     result = run_sql(sql, dialect=dialect, limit=limit, timeout_s=timeout, workspace=ws, engine=engine_for(engine_url, ws),
                      caller=guard)
     record_pii(result.pii_columns)
-    if guard is not None and not guard.may_read_pii:
-        from meshpilot.guardrails.output import redact_values
+    from meshpilot.guardrails.output import guard_data
 
-        guarded, _ = redact_values({"rows": result.rows})
-        result.rows = guarded["rows"]
+    result.rows = guard_data(result.rows, guard)[0]
     if result.masked and not json_output and not csv_output:
         err.print("masked: " + ", ".join(c.rsplit("#", 1)[-1] for c in result.masked)
                   + (" (pass --approve to read them in the clear; approvals are audited)"
@@ -162,7 +160,7 @@ def sql_grant(
     """Give each role of policy.yaml its own PostgreSQL login over views of what it may read (run once, and
     again after the policy or the catalog changes)."""
     from meshpilot.guardrails.pii import workspace_salt
-    from meshpilot.guardrails.policy import Caller, Policy
+    from meshpilot.guardrails.policy import Policy
     from meshpilot.errors import InvalidWorkspaceError
     from meshpilot.tools.sql import workspace_schema
     from meshpilot.tools.sql_engines import provision_postgres
@@ -173,15 +171,7 @@ def sql_grant(
         raise InvalidWorkspaceError("This workspace has no access policy: there are no roles to give logins to.",
                                     hint="Write policy.yaml first (see docs/security.md).")
     schema = workspace_schema(ws)
-    sets = {}
-    for name, role in sorted(policy.roles.items()):
-        # A role that reads its own team's domains gets one login per team.
-        callers = [(f"{name}@{team}", Caller(name, team)) for team in sorted(policy.team_domains)] \
-            if role.domains == "own" else [(name, Caller(name))]
-        for label, caller in callers:
-            sets[label] = schema.relation_set(policy.sql_guard(caller))
-            if policy.pii_needs_approval() and policy.may_read_pii(caller):
-                sets[f"{label} (approved)"] = schema.relation_set(policy.sql_guard(caller, approved=True))
+    sets = {label: schema.relation_set(guard) for label, guard in policy.every_sql_guard()}
     report = provision_postgres(engine_url, sets, ws.state_dir, workspace_salt(ws.root))
     if json_output:
         print_json(report)

@@ -74,56 +74,37 @@ def guard_output(text: str, *, may_read_pii: bool, allowed_hosts: tuple[str, ...
     def host(url: str) -> str:
         return urlparse(url if "://" in url or url.startswith("//") else "//" + url).hostname or url[:40]
 
-    def image(match: re.Match) -> str:
-        if allowed(match.group(2)):
-            return match.group(0)
-        actions.append(f"image removed: {host(match.group(2))}")
-        return f"[image removed: {match.group(1) or 'external image'}]"
+    def strip(pattern: re.Pattern, url_of, label: str, replacement) -> None:
+        """Replace each match whose URL is not allowed, and say so."""
+        nonlocal text
 
-    def link(match: re.Match) -> str:
-        if allowed(match.group(2)):
-            return match.group(0)
-        actions.append(f"link removed: {host(match.group(2))}")
-        return match.group(1)
+        def one(match: re.Match) -> str:
+            url = url_of(match)
+            if allowed(url):
+                return match.group(0)
+            actions.append(f"{label}: {host(url)}")
+            return replacement(match)
 
-    def reference(match: re.Match) -> str:
-        if allowed(match.group(2)):
-            return match.group(0)
-        actions.append(f"link definition removed: {host(match.group(2))}")
-        return f"[{match.group(1)}]: #removed"
-
-    def autolink(match: re.Match) -> str:
-        if allowed(match.group(1)):
-            return match.group(0)
-        actions.append(f"link removed: {host(match.group(1))}")
-        return "[link removed]"
+        text = pattern.sub(one, text)
 
     def tag(match: re.Match) -> str:
         actions.append(f"HTML {match.group(1).lower()} removed")
         return "[image removed]" if match.group(1).lower() in ("img", "image", "svg") else ""
 
-    def bare(match: re.Match) -> str:
-        url = match.group(0)
-        if url.lower().startswith("www."):
-            url = "https://" + url
-        if allowed(url):
-            return match.group(0)
-        actions.append(f"URL removed: {host(url)}")
-        return "[link removed]"
-
-    text = _IMAGE.sub(image, text)
-    text = _LINK.sub(link, text)
-    text = _REFERENCE.sub(reference, text)
-    text = _AUTOLINK.sub(autolink, text)
+    strip(_IMAGE, lambda m: m.group(2), "image removed", lambda m: f"[image removed: {m.group(1) or 'external image'}]")
+    strip(_LINK, lambda m: m.group(2), "link removed", lambda m: m.group(1))
+    strip(_REFERENCE, lambda m: m.group(2), "link definition removed", lambda m: f"[{m.group(1)}]: #removed")
+    strip(_AUTOLINK, lambda m: m.group(1), "link removed", lambda m: "[link removed]")
     text = _HTML_TAG.sub(tag, text)
-    text = _BARE_URL.sub(bare, text)
+    strip(_BARE_URL, lambda m: ("https://" if m.group(0).lower().startswith("www.") else "") + m.group(0),
+          "URL removed", lambda m: "[link removed]")
 
     if may_read_pii:
         if pseudonymizer is not None:
             text = pseudonymizer.restore(text)
     else:
-        # Redaction is irreversible, so it takes confident findings only; placeholders of values read from
-        # the data stay placeholders, those of public values (the user's own words, owners' contacts) return.
+        # Placeholders of values read from the data stay placeholders; those of public values (the user's own
+        # words, owners' contacts) return.
         findings = redaction_findings(text)
         if findings:
             text, _ = pii.anonymize(text, "redact", findings=findings)
@@ -168,6 +149,14 @@ _PII_SHAPE = re.compile(r"@|(?:\d\D{0,3}){7}|\d{1,3}(?:\.\d{1,3}){3}|\d{1,4}[-/.
 
 def _may_hold_pii(value: str) -> bool:
     return bool(_PII_SHAPE.search(value))
+
+
+def guard_data(data: Any, guard: Any | None) -> tuple[Any, list[str]]:
+    """A structured result as a caller may see it: redacted unless `guard` (an SqlGuard, None when there is
+    no policy) may read PII."""
+    if guard is None or guard.may_read_pii:
+        return data, []
+    return redact_values(data)
 
 
 def redact_values(data: Any) -> tuple[Any, list[str]]:

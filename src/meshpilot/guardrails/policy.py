@@ -176,6 +176,19 @@ class Policy(BaseModel):
     def sql_guard(self, caller: Caller, approved: bool = False) -> SqlGuard:
         return SqlGuard(self, caller, approved)
 
+    def every_sql_guard(self) -> list[tuple[str, SqlGuard]]:
+        """(label, guard) for every way a caller can read SQL: each role, each team of a role that reads its
+        own team's domains, and each of those once approved where approval changes what it reads."""
+        guards = []
+        for name, role in sorted(self.roles.items()):
+            callers = [(f"{name}@{team}", Caller(name, team)) for team in sorted(self.team_domains)] \
+                if role.domains == "own" else [(name, Caller(name))]
+            for label, caller in callers:
+                guards.append((label, self.sql_guard(caller)))
+                if self.pii_needs_approval() and self.may_read_pii(caller):
+                    guards.append((f"{label} (approved)", self.sql_guard(caller, approved=True)))
+        return guards
+
 
 class SqlGuard:
     """The SQL validator's and the engine's AccessPolicy for one caller: tables outside their domains and

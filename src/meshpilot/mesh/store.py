@@ -310,32 +310,34 @@ def update_index(workspace: Workspace, path: Path, workspace_fingerprint: str,
     removed or renamed to another product, and each changed product keeps every dataset, column and check
     it had (so what other files refer to still exists). Returns False otherwise: then build it whole."""
     try:
-        with duckdb.connect(str(path), read_only=True) as con:
-            old = {p: (size, mtime) for p, size, mtime in con.execute("SELECT * FROM sources").fetchall()}
-            by_file = dict(con.execute("SELECT file, ref FROM products").fetchall())
-            team_ids = {t for (t,) in con.execute("SELECT id FROM teams").fetchall()}
-            documents = dict(con.execute("SELECT ref, document FROM products").fetchall())
+        con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error:
         return False
-    changed = sorted(p for p in set(old) | set(stamps) if old.get(p) != stamps.get(p))
-    if not changed or any(not p.startswith("products/") or p not in stamps for p in changed):
-        return False
-
-    def indexed(domain: str, product_id: str) -> DataProduct | None:
-        document = documents.get(f"mesh://{domain}/{product_id}")
-        return DataProduct.model_validate_json(document) if document else None
-
-    found = workspace.load_products(changed, indexed, team_ids)
-    if found is None:
-        return False
-    for relative, product in found.items():
-        before_ref = by_file.get(relative)
-        if before_ref is None:
-            if str(product.ref) in documents:
-                return False  # a second file for an existing product: the full load reports it
-            continue
-        if before_ref != str(product.ref) or not _keeps(DataProduct.model_validate_json(documents[before_ref]), product):
+    with con:
+        old = {p: (size, mtime) for p, size, mtime in con.execute("SELECT * FROM sources").fetchall()}
+        changed = sorted(p for p in set(old) | set(stamps) if old.get(p) != stamps.get(p))
+        if not changed or any(not p.startswith("products/") or p not in stamps for p in changed):
             return False
+        by_file = dict(con.execute("SELECT file, ref FROM products").fetchall())
+        team_ids = {t for (t,) in con.execute("SELECT id FROM teams").fetchall()}
+
+        def indexed(domain: str, product_id: str) -> DataProduct | None:
+            """An indexed product, read only when a changed product refers to it."""
+            row = con.execute("SELECT document FROM products WHERE domain = ? AND id = ?", [domain, product_id]).fetchone()
+            return DataProduct.model_validate_json(row[0]) if row else None
+
+        found = workspace.load_products(changed, indexed, team_ids)
+        if found is None:
+            return False
+        for relative, product in found.items():
+            before_ref = by_file.get(relative)
+            before = indexed(product.domain, product.id)
+            if before_ref is None:
+                if before is not None:
+                    return False  # a second file for an existing product: the full load reports it
+                continue
+            if before_ref != str(product.ref) or not _keeps(before, product):
+                return False
     try:
         _apply_products(path, found, workspace_fingerprint, stamps)
     except duckdb.Error:
@@ -412,34 +414,31 @@ def _product_rows(products: list[DataProduct], product_files: dict[str, str]) ->
 
 
 def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
-    def insert(table: str, rows: list[tuple]) -> None:
-        _insert(con, table, rows)
-
-    insert("teams", [(t.id, t.name, t.domain, t.description, t.slack_channel, t.oncall, t.parent) for t in mesh.teams])
-    insert("team_members", [(t.id, m.name, m.email, m.role) for t in mesh.teams for m in t.members])
+    _insert(con, "teams", [(t.id, t.name, t.domain, t.description, t.slack_channel, t.oncall, t.parent) for t in mesh.teams])
+    _insert(con, "team_members", [(t.id, m.name, m.email, m.role) for t in mesh.teams for m in t.members])
     for table, rows in _product_rows(mesh.products, mesh.product_files).items():
-        insert(table, rows)
-    insert("foreign_keys", foreign_keys(mesh.products))
-    insert("check_results", [
+        _insert(con, table, rows)
+    _insert(con, "foreign_keys", foreign_keys(mesh.products))
+    _insert(con, "check_results", [
         (r.dataset, r.check_id, r.status.value, r.run_at, json.dumps(r.observed, default=str), r.message)
         for r in mesh.results
     ])
-    insert("incidents", [
+    _insert(con, "incidents", [
         (i.id, i.title, i.status.value, i.severity.value, i.opened_at, i.resolved_at, i.products, i.datasets,
          i.check_id, i.assignee, i.summary, i.root_cause, i.model_dump_json(exclude_none=True))
         for i in mesh.incidents
     ])
     events = {e.event_id: e for e in mesh.events}
-    insert("lineage_events", [
+    _insert(con, "lineage_events", [
         (eid, e.kind, e.eventType.value if e.eventType else None, e.eventTime, str(e.run.runId) if e.run else None,
          f"{e.job.namespace}/{e.job.name}" if e.job else None, json.dumps(e.to_json()))
         for eid, e in events.items()
     ])
-    insert("dataset_edges", sorted({
+    _insert(con, "dataset_edges", sorted({
         (x.source_namespace, x.source_name, x.target_namespace, x.target_name, x.job)
         for e in events.values() for x in dataset_edges(e)
     }, key=str))
-    insert("column_edges", sorted({
+    _insert(con, "column_edges", sorted({
         (x.source_namespace, x.source_name, x.source_field, x.target_namespace, x.target_name, x.target_field,
          x.transformation_type, x.transformation_subtype, x.description, x.job)
         for e in events.values() for x in column_edges(e)

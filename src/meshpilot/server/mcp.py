@@ -206,14 +206,12 @@ def _guarded(name: str, result: dict[str, Any], runner: ToolRunner) -> dict[str,
     import secrets
 
     from meshpilot.guardrails.injection import scan
-    from meshpilot.guardrails.output import redact_values
+    from meshpilot.guardrails.output import guard_data
 
-    policy, caller = runner.context.policy, runner.context.caller
-    may_read_pii = policy is None or caller is None or policy.may_read_pii(caller)
     guarded = json.loads(json.dumps(result, default=str))
     actions: list[str] = []
-    if not may_read_pii and TOOLS[name].returns_data:
-        guarded, actions = redact_values(guarded)
+    if TOOLS[name].returns_data:
+        guarded, actions = guard_data(guarded, runner.context.guard)
     tag = f"DATA-{secrets.token_hex(4)}"
     prose: list[str] = []  # free text (descriptions, notes, messages): where an injection would hide
 

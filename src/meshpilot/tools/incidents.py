@@ -508,10 +508,10 @@ def list_incidents(workspace: Workspace, status: str = "all", product: str | Non
 
 def update_incident(workspace: Workspace, incident_id: str, actor: str, status: str | None = None,
                     assignee: str | None = None, note: str | None = None,
-                    may_update: Callable[[Incident], None] | None = None) -> Incident:
+                    visible: Callable[[str], None] | None = None) -> Incident:
     """Append to an incident's timeline and set its status/assignee; the file is rewritten atomically with
-    the whole earlier history kept. `may_update` sees the incident first and raises to refuse (access
-    policy: the caller must see the incident's products)."""
+    the whole earlier history kept. `visible` is called with each of the incident's products
+    before anything is written, and raises to refuse (the access policy: the caller must see them)."""
     if status is None and assignee is None and not note:
         raise InvalidArgumentError("Nothing to update: give a status, an assignee or a note.")
     path = workspace.root / "incidents" / f"{incident_id}.yaml"
@@ -521,8 +521,8 @@ def update_incident(workspace: Workspace, incident_id: str, actor: str, status: 
     if problems:
         raise InvalidArgumentError(f"incidents/{incident_id}.yaml is invalid; fix it first.", problems=problems)
     incident = Incident.model_validate(doc.data)
-    if may_update is not None:
-        may_update(incident)
+    for product in incident.products if visible is not None else []:
+        visible(product)
     now = datetime.now(UTC).replace(microsecond=0)
     if status is not None:
         try:
