@@ -7,6 +7,7 @@ models parse them.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import tempfile
@@ -42,10 +43,21 @@ _Loader.yaml_implicit_resolvers = {
 class LocatedDocument:
     """A parsed document plus where each of its parts starts, so validation errors can cite lines."""
 
-    def __init__(self, source: str, data: Any, lines: dict[LinePath, int]):
+    def __init__(self, source: str, data: Any, lines: dict[LinePath, int] | None = None, node: yaml.Node | None = None):
         self.source = source
         self.data = data
-        self.lines = lines
+        self._lines = lines
+        self._node = node
+
+    @property
+    def lines(self) -> dict[LinePath, int]:
+        # Mapped from the node tree only when a problem needs a line: most files have none, and mapping
+        # every key of a thousand product files costs seconds.
+        if self._lines is None:
+            self._lines = {}
+            if self._node is not None:
+                _record_lines(self._node, (), self._lines)
+        return self._lines
 
     def line_of(self, path: Iterable[str | int]) -> int | None:
         """The line of the deepest part of `path` that exists in the document."""
@@ -78,6 +90,20 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{field}: {err['msg']}{shown}"
 
 
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a bulk read or build. Loading a large catalog creates
+    millions of objects that live on, and the collector rescans them all at every generation threshold:
+    half the time of loading 10k datasets. Nothing read here forms cycles worth collecting early."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _record_lines(node: yaml.Node, path: LinePath, lines: dict[LinePath, int]) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -105,9 +131,7 @@ def parse_yaml(text: str, source: str) -> tuple[LocatedDocument | None, list[Pro
         return None, [Problem(source, f"invalid YAML: {exc}")]
     finally:
         loader.dispose()
-    lines: dict[LinePath, int] = {}
-    _record_lines(node, (), lines)
-    return LocatedDocument(source, data, lines), []
+    return LocatedDocument(source, data, node=node), []
 
 
 def load_yaml(path: Path, source: str | None = None) -> tuple[LocatedDocument | None, list[Problem]]:

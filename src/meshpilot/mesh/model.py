@@ -18,6 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from meshpilot.errors import InvalidReferenceError
 
 SCHEME = "mesh://"
+# What quote() leaves as it is with safe='': most names, which then skip quote() (a catalog of 200k
+# columns formats a reference per column).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _encoded(part: str) -> str:
+    return part if _UNRESERVED.fullmatch(part) else quote(part, safe="")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 Slug = Annotated[str, Field(pattern=NAME_PATTERN, max_length=200)]
 
@@ -67,11 +74,11 @@ class MeshRef(BaseModel):
         )
 
     def __str__(self) -> str:
-        text = f"{SCHEME}{quote(self.domain, safe='')}/{quote(self.product, safe='')}"
+        text = f"{SCHEME}{_encoded(self.domain)}/{_encoded(self.product)}"
         if self.dataset is not None:
-            text += f"/{quote(self.dataset, safe='')}"
+            text += f"/{_encoded(self.dataset)}"
             if self.column is not None:
-                text += f"#{quote(self.column, safe='')}"
+                text += f"#{_encoded(self.column)}"
         return text
 
     def product_ref(self) -> MeshRef:
@@ -99,7 +106,7 @@ class Team(Strict):
     name: str
     domain: str | None = None
     description: str | None = None
-    members: list[Contact] = []
+    members: list[Contact] = Field(default_factory=list)
     slack_channel: str | None = None
     oncall: str | None = Field(None, description="Who to page: a contact's email or a rota name.")
     parent: str | None = None
@@ -117,7 +124,7 @@ class Column(Strict):
     references: str | None = Field(
         None, description="Foreign key target as '<dataset>.<column>' in the same product, or a mesh:// column."
     )
-    tags: list[str] = []
+    tags: list[str] = Field(default_factory=list)
     classification: str | None = Field(
         None, description="PII type (EMAIL_ADDRESS, PHONE_NUMBER, PERSON, LOCATION, DATE_OF_BIRTH...) or a sensitivity."
     )
@@ -147,7 +154,7 @@ class QualityCheck(Strict):
     kind: CheckKind
     column: str | None = None
     description: str | None = None
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = Field(default_factory=dict)
     severity: Severity = Severity.ERROR
     schedule: str | None = None
 
@@ -181,11 +188,11 @@ class Dataset(Strict):
     qualified_name: str = Field(description="Name in its engine, e.g. 'commerce.orders' in the DuckDB warehouse.")
     namespace: str | None = Field(None, description="OpenLineage namespace of the dataset, when known.")
     description: str | None = None
-    columns: list[Column] = []
+    columns: list[Column] = Field(default_factory=list)
     row_count: int | None = None
     last_updated: datetime | None = Field(None, description="Freshness: when the data last changed.")
-    tags: list[str] = []
-    checks: list[QualityCheck] = []
+    tags: list[str] = Field(default_factory=list)
+    checks: list[QualityCheck] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> Dataset:
@@ -262,15 +269,15 @@ class DataProduct(Strict):
     name: str
     domain: Slug
     owner: str | None = Field(None, description="The id of the owning team (teams.yaml).")
-    contacts: list[Contact] = []
+    contacts: list[Contact] = Field(default_factory=list)
     description: str | None = None
     status: ProductStatus = ProductStatus.ACTIVE
     version: str = "0.1.0"
-    tags: list[str] = []
-    consumers: list[Consumer] = []
+    tags: list[str] = Field(default_factory=list)
+    consumers: list[Consumer] = Field(default_factory=list)
     inputs: list[str] = Field([], description="mesh:// references of upstream products.")
-    output_ports: list[OutputPort] = []
-    slos: list[SLO] = []
+    output_ports: list[OutputPort] = Field(default_factory=list)
+    slos: list[SLO] = Field(default_factory=list)
     contract: str | None = Field(None, description="Path of its ODCS contract, relative to the workspace.")
     source: str | None = Field(None, description="Where it was imported from (openmetadata, dbt...), if imported.")
 
@@ -342,7 +349,7 @@ class Incident(Strict):
     assignee: str | None = None
     summary: str | None = None
     root_cause: str | None = None
-    timeline: list[IncidentEvent] = []
+    timeline: list[IncidentEvent] = Field(default_factory=list)
 
 
 class McpSettings(Strict):

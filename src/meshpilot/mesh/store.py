@@ -289,7 +289,7 @@ def _stored_fingerprint(path: Path) -> str | None:
 
 def build_index(mesh: Mesh, path: Path, workspace_fingerprint: str,
                 stamps: dict[str, tuple[int, int]] | None = None) -> None:
-    with files.replaced_atomically(path) as tmp, duckdb.connect(str(tmp)) as con:
+    with files.collection_paused(), files.replaced_atomically(path) as tmp, duckdb.connect(str(tmp)) as con:
         con.execute(_DDL)
         _fill(con, mesh)
         _finish(con, workspace_fingerprint, stamps or {})

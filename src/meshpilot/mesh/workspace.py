@@ -145,7 +145,8 @@ class Workspace:
     def load(self, overlay: dict[str, str] | None = None) -> Mesh:
         """Load and validate everything; `overlay` (relative path -> new text) is read instead of disk."""
         reader = _Reader(self.root, overlay or {})
-        mesh = reader.read()
+        with files.collection_paused():
+            mesh = reader.read()
         if reader.problems:
             count = len(reader.problems)
             raise InvalidWorkspaceError(
