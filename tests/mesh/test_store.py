@@ -102,7 +102,7 @@ def test_incremental_update_gives_what_a_full_build_gives(demo_workspace: Worksp
     from meshpilot.mesh import store
 
     MeshStore.open(demo_workspace).close()
-    index = demo_workspace.state_dir / store.INDEX_FILE
+    index = store.index_path(demo_workspace, store.fingerprint(demo_workspace))
     path = demo_workspace.root / "products" / "commerce.returns.yaml"
     doc = yaml.safe_load(path.read_text())
     columns = doc["output_ports"][0]["dataset"]["columns"]
@@ -123,13 +123,28 @@ def test_incremental_update_gives_what_a_full_build_gives(demo_workspace: Worksp
         doc = copy
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     demo_workspace.load()  # the change itself is valid
-    before = index.stat().st_mtime_ns
-    updated = store.update_index(demo_workspace, index, store.fingerprint(demo_workspace),
+    after = store.index_path(demo_workspace, store.fingerprint(demo_workspace))
+    updated = store.update_index(demo_workspace, index, after, store.fingerprint(demo_workspace),
                                  store.source_stamps(demo_workspace))
     assert updated is (change != "teams too")
-    MeshStore.open(demo_workspace).close()
-    incremental = _tables(index)
+    with MeshStore.open(demo_workspace) as opened:
+        assert opened.fingerprint == store.fingerprint(demo_workspace)
+    incremental = _tables(after)
     full = tmp_path / "full.duckdb"
-    store.build_index(demo_workspace.load(), full, "x", store.source_stamps(demo_workspace))
+    store.build_index(demo_workspace.load(), full, store.fingerprint(demo_workspace),
+                      store.source_stamps(demo_workspace))
     assert incremental == _tables(full)
-    assert index.stat().st_mtime_ns != before
+
+
+def test_each_state_of_the_files_has_its_own_index_and_earlier_ones_are_removed(demo_workspace: Workspace) -> None:
+    from meshpilot.mesh import store
+
+    with MeshStore.open(demo_workspace) as first:
+        path = demo_workspace.root / "products" / "commerce.returns.yaml"
+        path.write_text(path.read_text() + "\n# changed\n")
+        with MeshStore.open(demo_workspace) as second:
+            assert second.fingerprint != first.fingerprint
+            # The open store still reads the index of its own state, whole.
+            assert first.counts() == second.counts()
+    assert [p.name for p in (demo_workspace.state_dir / store.INDEX_DIR).iterdir()] == [
+        store.index_path(demo_workspace, second.fingerprint).name]

@@ -74,7 +74,7 @@ def test_the_index_is_persisted_and_updated_one_product_at_a_time(demo_workspace
 def test_a_missing_or_broken_index_is_rebuilt_with_a_message(demo_workspace: Workspace) -> None:
     Catalog.open(demo_workspace)
     folder = demo_workspace.state_dir / "search"
-    (folder / "column" / "terms.npz").write_bytes(b"not a matrix")
+    (folder / "column" / "indptr.npy").write_bytes(b"not an array")
     rebuilt = Catalog.open(demo_workspace)
     assert "unreadable" in rebuilt.status["rebuilt"]
     assert EMAIL in [h.ref for h in rebuilt.search("email", k=3).hits]

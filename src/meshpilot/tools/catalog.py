@@ -90,13 +90,16 @@ def product_documents(product: DataProduct, contract: dict[str, Any] | None = No
     """The searchable documents of one product: itself, its datasets and their columns."""
     contract_text = _contract_text(contract)
     product_ref = str(product.ref)
+    owner = product.owner
     docs = [Document(
         ref=product_ref, kind="product", product_ref=product_ref, dataset_ref=None,
         # The product's own words plus the names of everything it holds: evidence rolls up.
         fields={"name": f"{product.id} {product.name}",
                 "text": [t for t in (product.description, *product.tags, contract_text.get("")) if t],
                 "contents": _contents(product)},
-        attributes={"domain": product.domain, "owner": product.owner, "tags": list(product.tags)},
+        attributes={"domain": product.domain, "owner": owner, "tags": list(product.tags)},
+        shown={"name": product.name, "summary": product.description or "", "owner": owner,
+               "classification": _classifications(c for d in product.datasets for c in d.columns)},
     )]
     for port in product.output_ports:
         dataset = port.dataset
@@ -109,6 +112,8 @@ def product_documents(product: DataProduct, contract: dict[str, Any] | None = No
                                                              contract_text.get(dataset.name, "")]))),
                     "columns": [c.name for c in dataset.columns]},
             attributes={"tags": list(dataset.tags), "port_kind": port.kind.value},
+            shown={"name": dataset.name, "summary": dataset.description or "", "owner": owner,
+                   "classification": _classifications(dataset.columns)},
         ))
         has_contract = bool(contract_text)
         for column in dataset.columns:
@@ -120,10 +125,17 @@ def product_documents(product: DataProduct, contract: dict[str, Any] | None = No
                 text.extend(column.tags)
             if has_contract and contract_text.get(f"{dataset.name}.{column.name}"):
                 text.append(contract_text[f"{dataset.name}.{column.name}"])
+            summary = " · ".join(filter(None, [column.type, column.classification, column.description]))
             docs.append(Document(f"{dataset_ref}#{name}", "column", product_ref, dataset_ref,
                                  {"name": column.name, "text": text},
-                                 {"tags": column.tags, "classification": column.classification}))
+                                 {"tags": column.tags, "classification": column.classification},
+                                 {"name": column.name, "summary": summary, "owner": owner,
+                                  "classification": _classifications([column])}))
     return docs
+
+
+def _classifications(columns) -> list[str]:
+    return sorted({c.classification for c in columns if c.classification})
 
 
 def _contents(product: DataProduct) -> list[str]:
@@ -151,7 +163,7 @@ def _contract_text(contract: dict[str, Any] | None) -> dict[str, str]:
 
 
 # Bump when product_documents changes what it indexes: every product then counts as changed.
-DOCUMENTS_VERSION = "7"
+DOCUMENTS_VERSION = "8"
 
 
 def product_hash(product: DataProduct | str, contract: dict[str, Any] | None) -> str:
@@ -172,7 +184,8 @@ class Catalog:
         self.products = products if isinstance(products, Mapping) else {str(p.ref): p for p in products}
         self.index = index
         self.status = status or {}
-        self._foreign_keys: dict[str, list[tuple[str, str, str]]] | None = None
+        self._foreign_keys: Mapping[str, list[tuple[str, str, str]]] | None = None
+        self._store: MeshStore | None = None
 
     @classmethod
     def from_products(cls, products: list[DataProduct], contracts: dict[str, dict] | None = None,
@@ -185,16 +198,12 @@ class Catalog:
 
     @classmethod
     def open(cls, workspace: Workspace, embedder: Any | None = None) -> Catalog:
-        """The workspace's catalog; its persisted index is brought up to date one product at a time."""
+        """The workspace's catalog. Its persisted search index is used as it is when it was built from
+        the current metadata index; otherwise it is brought up to date one product at a time. Products
+        and foreign keys are read from the metadata index when a result needs them."""
         embedder = embedder if embedder is not None else embeddings.from_config(workspace)
-        with MeshStore.open(workspace) as store:
-            stored = store.product_documents()
-            keys = store.foreign_keys()
-            contract_paths = dict(store.con.execute("SELECT ref, contract FROM products").fetchall())
-        products = _LazyProducts(stored)
-        # Change detection hashes the stored JSON and the contract file's bytes; only the products
-        # that changed are parsed and turned into documents.
-        contract_files = {ref: _contract_file_text(workspace, contract_paths.get(ref)) for ref in stored}
+        store = MeshStore.open(workspace)
+        source = f"{store.fingerprint}:{DOCUMENTS_VERSION}:{getattr(embedder, 'name', 'none')}"
         folder = workspace.state_dir / SEARCH_DIR
         status: dict[str, Any] = {"embeddings": getattr(embedder, "name", "none")}
         index = None
@@ -205,17 +214,26 @@ class Catalog:
                 status["rebuilt"] = f"the search index was unreadable ({type(exc).__name__}); rebuilt it"
         else:
             status["rebuilt"] = "there was no search index yet; built it"
-        if index is None:
-            index = CatalogIndex(embedder)
-        changes = index.update(
-            (ref, product_hash(stored[ref] + contract_files[ref], None),
-             partial(_documents_of, workspace, products, ref)) for ref in stored)
-        status.update(changes)
-        if changes["products_changed"] or changes["products_removed"] or "rebuilt" in status:
-            _save_atomically(index, folder)
-        catalog = cls(products, index, status)
-        catalog._foreign_keys = keys
+        if index is None or index.source != source:
+            index = index or CatalogIndex(embedder)
+            status.update(_bring_up_to_date(index, workspace, store))
+            _save_atomically(index, folder, source)
+        else:
+            status.update({"products_changed": 0, "products_removed": 0, "embedded": 0})
+        catalog = cls(_StoredProducts(store), index, status)
+        catalog._foreign_keys = _StoredForeignKeys(store)
+        catalog._store = store
         return catalog
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- search --------------------------------------------------------------------------------------
 
@@ -268,18 +286,12 @@ class Catalog:
     def _hit(self, query: str, kind: str, row: int, score: float) -> Hit:
         doc = self.index.doc(kind, row)
         ref = MeshRef.parse(doc.ref)
-        product = self.products.get(doc.product_ref)
-        dataset = product.dataset(ref.dataset) if product and ref.dataset else None
-        columns = [dataset.column(ref.column)] if dataset and ref.column else dataset.columns if dataset else [
-            c for d in (product.datasets if product else []) for c in d.columns]
-        column = columns[0] if ref.column and columns else None
-        summary = (" · ".join(filter(None, [column.type, column.classification, column.description])) if column
-                   else dataset.description if dataset else product.description if product else "")
+        shown = doc.shown
         return Hit(
-            ref=doc.ref, kind=kind, name=ref.column or ref.dataset or (product.name if product else ref.product),
-            score=round(score, 4), snippet=_snippet(summary or doc.dense_text()), matched=self.index.matched_fields(query, doc),
-            domain=ref.domain, product=ref.product, owner=product.owner if product else None,
-            classification=sorted({c.classification for c in columns if c and c.classification}),
+            ref=doc.ref, kind=kind, name=shown.get("name") or ref.column or ref.dataset or ref.product,
+            score=round(score, 4), snippet=_snippet(shown.get("summary") or doc.dense_text()),
+            matched=self.index.matched_fields(query, doc), domain=ref.domain, product=ref.product,
+            owner=shown.get("owner"), classification=shown.get("classification") or [],
         )
 
     # --- schema linking ------------------------------------------------------------------------------
@@ -316,7 +328,7 @@ class Catalog:
         return LinkedTable(ref=ref, qualified_name=dataset.qualified_name, score=round(score, 4), role=role,
                            columns=columns)
 
-    def foreign_keys(self) -> dict[str, list[tuple[str, str, str]]]:
+    def foreign_keys(self) -> Mapping[str, list[tuple[str, str, str]]]:
         """dataset ref -> [(column, other dataset ref, other column)], both directions (from the index when
         the catalog was opened from a workspace)."""
         if self._foreign_keys is None:
@@ -359,6 +371,18 @@ class Catalog:
         return list(joins.values()), bridges
 
 
+def _bring_up_to_date(index: CatalogIndex, workspace: Workspace, store: MeshStore) -> dict[str, Any]:
+    """Change detection hashes each product's stored JSON and its contract file's bytes; only the
+    products that changed are parsed and turned into documents."""
+    stored = store.product_documents()
+    contract_paths = dict(store.con.execute("SELECT ref, contract FROM products").fetchall())
+    products = _LazyProducts(stored)
+    contract_files = {ref: _contract_file_text(workspace, contract_paths.get(ref)) for ref in stored}
+    return index.update(
+        (ref, product_hash(stored[ref] + contract_files[ref], None), partial(_documents_of, workspace, products, ref))
+        for ref in stored)
+
+
 class _LazyProducts(Mapping[str, DataProduct]):
     """Products by reference, parsed from their stored JSON only when first asked for."""
 
@@ -376,6 +400,59 @@ class _LazyProducts(Mapping[str, DataProduct]):
 
     def __len__(self) -> int:
         return len(self._stored)
+
+
+class _StoredProducts(Mapping[str, DataProduct]):
+    """Products by reference, each read from the metadata index when first asked for (a point lookup),
+    all at once only when someone walks them all."""
+
+    def __init__(self, store: MeshStore):
+        self._store = store
+        self._parsed: dict[str, DataProduct] = {}
+        self._refs: list[str] | None = None
+
+    def __getitem__(self, ref: str) -> DataProduct:
+        if ref not in self._parsed:
+            row = self._store.con.execute("SELECT document FROM products WHERE ref = ?", [ref]).fetchone()
+            if row is None:
+                raise KeyError(ref)
+            self._parsed[ref] = DataProduct.model_validate_json(row[0])
+        return self._parsed[ref]
+
+    def _all(self) -> list[str]:
+        if self._refs is None:
+            missing = self._store.con.execute("SELECT ref, document FROM products ORDER BY ref").fetchall()
+            for ref, document in missing:
+                if ref not in self._parsed:
+                    self._parsed[ref] = DataProduct.model_validate_json(document)
+            self._refs = [ref for ref, _ in missing]
+        return self._refs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+class _StoredForeignKeys(Mapping[str, list[tuple[str, str, str]]]):
+    """dataset ref -> [(column, other dataset ref, other column)], both directions, read per dataset from
+    the keys the index build resolved."""
+
+    def __init__(self, store: MeshStore):
+        self._store = store
+        self._edges: dict[str, list[tuple[str, str, str]]] = {}
+
+    def __getitem__(self, ref: str) -> list[tuple[str, str, str]]:
+        if ref not in self._edges:
+            self._edges[ref] = self._store.foreign_keys_of(ref)
+        return self._edges[ref]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store.foreign_keys())
+
+    def __len__(self) -> int:
+        return len(self._store.foreign_keys())
 
 
 def _contract_file_text(workspace: Workspace, relative: str | None) -> str:
@@ -409,14 +486,14 @@ def _read_contract(workspace: Workspace, product: DataProduct) -> dict[str, Any]
         return None  # the workspace validator reports it; search just goes without the contract's text
 
 
-def _save_atomically(index: CatalogIndex, folder: Path) -> None:
+def _save_atomically(index: CatalogIndex, folder: Path, source: str = "") -> None:
     import shutil
     import tempfile
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".search.", dir=folder.parent))
     try:
-        index.save(staging)
+        index.save(staging, source)
         old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
         if folder.exists():
             os.replace(folder, old)
@@ -433,12 +510,14 @@ def search_catalog(query: str, domain: str | None = None, owner: str | None = No
                    classification: str | None = None, kind: str | None = None, k: int = 10,
                    workspace: Workspace | str | None = None) -> SearchResult:
     """Ranked products, datasets and columns for `query`, each with its mesh:// citation."""
-    return Catalog.open(_workspace(workspace)).search(query, domain, owner, tags, classification, kind, k)
+    with Catalog.open(_workspace(workspace)) as catalog:
+        return catalog.search(query, domain, owner, tags, classification, kind, k)
 
 
 def link_schema(question: str, k: int = 5, workspace: Workspace | str | None = None) -> SchemaLink:
     """The tables (key columns, joins) that a question about the data needs."""
-    return Catalog.open(_workspace(workspace)).link_schema(question, k)
+    with Catalog.open(_workspace(workspace)) as catalog:
+        return catalog.link_schema(question, k)
 
 
 def get_product(product_id: str, workspace: Workspace | str | None = None) -> dict[str, Any]:

@@ -91,6 +91,8 @@ class Document:
     dataset_ref: str | None
     fields: dict[str, str | list[str]]
     attributes: dict[str, Any] = field(default_factory=dict)  # domain, owner, tags, classification, port_kind
+    # What a hit shows (name, summary, owner, classifications), so showing one never reads the catalog.
+    shown: dict[str, Any] = field(default_factory=dict)
 
     @property
     def content_hash(self) -> str:
@@ -172,6 +174,7 @@ class SparseIndex:
         Lucene does: exact statistics would cost a pass over the whole matrix per change."""
         rows = np.asarray(list(rows), dtype=np.int64)
         if len(rows):
+            self.live = np.array(self.live)  # loaded memory-mapped, read-only
             self.live[rows] = False
             self._stats = None
 
@@ -222,12 +225,20 @@ class SparseIndex:
         unique = np.flatnonzero(keep)
         return unique, totals[unique]
 
-    # persistence: plain arrays and JSON, never pickle (a workspace may come from someone else)
+    # persistence: plain arrays and JSON, never pickle (a workspace may come from someone else). The
+    # arrays are memory-mapped when loaded: a query reads the postings of its own terms only, so opening
+    # the index costs the same at a hundred datasets as at a hundred thousand.
+    _ARRAYS = ("indptr", "indices", "data", "doc_len", "df", "live")
+
     def save(self, folder: Path) -> None:
         self.compact()
         matrix = self.segments[0] if self.segments else sp.csc_matrix((0, len(self.vocab)), dtype=np.float32)
-        sp.save_npz(folder / "terms.npz", _widen(matrix, len(self.vocab)), compressed=False)
-        np.save(folder / "live.npy", self.live)
+        matrix = sp.csc_matrix(_widen(matrix, len(self.vocab)))
+        arrays = {"indptr": matrix.indptr, "indices": matrix.indices, "data": matrix.data.astype(np.float32),
+                  "doc_len": self.doc_len.astype(np.float32), "df": np.asarray(self.df, dtype=np.int64), "live": self.live}
+        for name, values in arrays.items():
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(values))
+        (folder / "shape.json").write_text(json.dumps(list(matrix.shape)))
         (folder / "vocab.json").write_text(json.dumps(list(self.vocab)))
 
     @classmethod
@@ -235,13 +246,11 @@ class SparseIndex:
         index = cls(vocab)
         if vocab is None or not vocab:
             index.vocab.update((t, i) for i, t in enumerate(json.loads((folder / "vocab.json").read_text())))
-        matrix = sp.load_npz(folder / "terms.npz").tocsc().astype(np.float32)
-        index.live = np.load(folder / "live.npy", allow_pickle=False)
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in cls._ARRAYS}
+        shape = tuple(json.loads((folder / "shape.json").read_text()))
+        matrix = sp.csc_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape, copy=False)
         index.segments, index.offsets = [matrix], [0]
-        index.doc_len = np.asarray(matrix.sum(axis=1)).ravel().astype(np.float32)
-        matrix = _widen(matrix, len(index.vocab)).tocsc()
-        index.segments = [matrix]
-        index.df = np.bincount(matrix.tocsr()[np.flatnonzero(index.live)].indices, minlength=len(index.vocab))
+        index.doc_len, index.df, index.live = arrays["doc_len"], arrays["df"], arrays["live"]
         return index
 
 
@@ -294,42 +303,67 @@ DENSE_CANDIDATES = 200
 
 
 class _Documents:
-    """Documents by row. Loaded from disk they stay JSON text until a row is asked for: a search shows ten
-    hits, and parsing 200,000 documents at every process start cost seconds."""
+    """Documents by row. Loaded from disk they stay JSON bytes in a memory-mapped file until a row is
+    asked for: a search shows ten hits, and reading 200,000 documents at every process start cost
+    seconds."""
 
-    def __init__(self, lines: list[str] | None = None) -> None:
-        self._lines: list[str | None] = list(lines or [])
+    def __init__(self, stored: Any = None, offsets: np.ndarray | None = None) -> None:
+        self._stored = stored  # the bytes of every stored row, one after another
+        self._offsets = offsets if offsets is not None else np.zeros(1, dtype=np.int64)
+        self._stored_rows = len(self._offsets) - 1
+        self._changed: dict[int, Document | None] = {}  # rows added or replaced since loading
         self._parsed: dict[int, Document | None] = {}
+        self._size = self._stored_rows
+
+    @classmethod
+    def open(cls, folder: Path) -> _Documents:
+        import mmap
+
+        offsets = np.load(folder / "docs_offsets.npy", mmap_mode="r", allow_pickle=False)
+        if offsets[-1] == 0:
+            return cls(b"", offsets)
+        with (folder / "docs.bin").open("rb") as handle:
+            stored = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        return cls(stored, offsets)
 
     def __len__(self) -> int:
-        return len(self._lines)
+        return self._size
 
     def __getitem__(self, row: int) -> Document | None:
+        if row in self._changed:
+            return self._changed[row]
         if row not in self._parsed:
-            line = self._lines[row]
-            item = json.loads(line) if line is not None else None
+            if not 0 <= row < self._stored_rows:
+                raise IndexError(row)
+            item = json.loads(self._stored[int(self._offsets[row]):int(self._offsets[row + 1])])
             self._parsed[row] = None if item is None else Document(*item)
         return self._parsed[row]
 
     def __setitem__(self, row: int, doc: Document | None) -> None:
-        self._parsed[row] = doc
-        self._lines[row] = None if doc is None else ""
+        self._changed[row] = doc
 
     def __iter__(self) -> Iterator[Document | None]:
-        return (self[row] for row in range(len(self._lines)))
+        return (self[row] for row in range(self._size))
 
     def extend(self, docs: Iterable[Document]) -> None:
         for doc in docs:
-            self._parsed[len(self._lines)] = doc
-            self._lines.append("")
+            self._changed[self._size] = doc
+            self._size += 1
 
-    def line(self, row: int) -> str:
-        """The row as its stored JSON line (without parsing what was never parsed)."""
-        if row in self._parsed or self._lines[row] is None:
-            doc = self[row]
-            return json.dumps(None if doc is None else [doc.ref, doc.kind, doc.product_ref, doc.dataset_ref,
-                                                        doc.fields, doc.attributes])
-        return self._lines[row]
+    def save(self, folder: Path) -> None:
+        """Rows as JSON, one after another, and where each starts (unchanged rows are copied as bytes)."""
+        offsets = np.zeros(self._size + 1, dtype=np.int64)
+        with (folder / "docs.bin").open("wb") as handle:
+            for row in range(self._size):
+                if row in self._changed or row >= self._stored_rows:
+                    doc = self._changed.get(row)
+                    raw = json.dumps(None if doc is None else [doc.ref, doc.kind, doc.product_ref, doc.dataset_ref,
+                                                               doc.fields, doc.attributes, doc.shown]).encode()
+                else:
+                    raw = self._stored[int(self._offsets[row]):int(self._offsets[row + 1])]
+                handle.write(raw)
+                offsets[row + 1] = offsets[row] + len(raw)
+        np.save(folder / "docs_offsets.npy", offsets)
 
 
 class _Kind:
@@ -361,6 +395,8 @@ class CatalogIndex:
         self.vector_cache: dict[str, np.ndarray] = {}  # content hash -> unit vector
         self._values: dict[str, set[str]] = {}
         self._faiss: dict[str, Any] = {}
+        self.source = ""
+        self._products_state: Path | None = None
 
     # --- building ----------------------------------------------------------------------------------
 
@@ -371,6 +407,7 @@ class CatalogIndex:
         ones are replaced; missing ones removed.
         """
         entries = list(entries)
+        self._load_products_state()
         wanted = {ref for ref, _, _ in entries}
         removed = [ref for ref in self.rows_of_product if ref not in wanted]
         changed = [(ref, digest, make) for ref, digest, make in entries if self.product_hashes.get(ref) != digest]
@@ -386,7 +423,7 @@ class CatalogIndex:
             finally:
                 if gc_was_enabled:
                     gc.enable()
-        embedded = self._embed_missing() if changed else 0
+        embedded = self._embed_missing() if changed or self.embedder is not None else 0
         return {"products_changed": len(changed), "products_removed": len(removed), "embedded": embedded}
 
     def _remove(self, product_ref: str) -> None:
@@ -612,16 +649,17 @@ class CatalogIndex:
 
     # --- persistence -------------------------------------------------------------------------------
 
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, source: str = "") -> None:
+        """`source` names what the index was built from (the metadata index's fingerprint): a reader
+        finding the same one uses the index as it is, with no change detection at all."""
         folder.mkdir(parents=True, exist_ok=True)
+        self._load_products_state()
         for kind, index in self.kinds.items():
             (folder / kind).mkdir(exist_ok=True)
             index.sparse.save(folder / kind)
-            np.save(folder / kind / "parent.npy", index.parent)
-            np.save(folder / kind / "product.npy", index.product)
-            with (folder / kind / "docs.jsonl").open("w", encoding="utf-8") as handle:
-                for row in range(len(index.docs)):
-                    handle.write(index.docs.line(row) + "\n")
+            np.save(folder / kind / "parent.npy", np.asarray(index.parent, dtype=np.int64))
+            np.save(folder / kind / "product.npy", np.asarray(index.product, dtype=np.int64))
+            index.docs.save(folder / kind)
             # Filter postings as arrays, so loading never reads the documents themselves.
             keys = list(index.postings)
             rows = [np.asarray(index.postings[key], dtype=np.int64) for key in keys]
@@ -631,10 +669,11 @@ class CatalogIndex:
         hashes = sorted(self.vector_cache)
         np.save(folder / "vectors.npy", np.stack([self.vector_cache[h] for h in hashes]).astype(np.float32)
                 if hashes else np.zeros((0, 0), dtype=np.float32))
+        (folder / "products.json").write_text(json.dumps({"products": self.product_hashes, "rows": self.rows_of_product}))
         (folder / "state.json").write_text(json.dumps({
-            "products": self.product_hashes, "rows": self.rows_of_product, "vector_hashes": hashes,
-            "embedder": getattr(self.embedder, "name", None),
+            "source": source, "vector_hashes": hashes, "embedder": getattr(self.embedder, "name", None),
         }))
+        self.source = source
 
     @classmethod
     def load(cls, folder: Path, embedder: Any | None = None) -> CatalogIndex:
@@ -642,18 +681,24 @@ class CatalogIndex:
         state = json.loads((folder / "state.json").read_text())
         for kind, part in index.kinds.items():
             part.sparse = SparseIndex.load(folder / kind, index.vocab)
-            part.parent = np.load(folder / kind / "parent.npy", allow_pickle=False)
-            part.product = np.load(folder / kind / "product.npy", allow_pickle=False)
-            part.docs = _Documents((folder / kind / "docs.jsonl").read_text(encoding="utf-8").splitlines())
+            part.parent = np.load(folder / kind / "parent.npy", mmap_mode="r", allow_pickle=False)
+            part.product = np.load(folder / kind / "product.npy", mmap_mode="r", allow_pickle=False)
+            part.docs = _Documents.open(folder / kind)
             keys = json.loads((folder / kind / "postings_keys.json").read_text())
             rows = np.load(folder / kind / "postings_rows.npy", allow_pickle=False)
             offsets = np.load(folder / kind / "postings_offsets.npy", allow_pickle=False)
             part.postings = {(key, value): rows[offsets[i]:offsets[i + 1]] for i, (key, value) in enumerate(keys)}
-        index.product_hashes = state["products"]
-        index.rows_of_product = state["rows"]
+        index.source = state.get("source", "")
+        index._products_state = folder / "products.json"
         # Vectors are reused only for the same embedder: another model's vectors mean nothing here.
         if embedder is not None and state.get("embedder") == getattr(embedder, "name", None):
             vectors = np.load(folder / "vectors.npy", allow_pickle=False)
             index.vector_cache = dict(zip(state["vector_hashes"], vectors, strict=True))
-        index._embed_missing()
         return index
+
+    def _load_products_state(self) -> None:
+        """Which rows belong to which product, and its content hash: read only to change the index."""
+        if self._products_state is not None:
+            state = json.loads(self._products_state.read_text())
+            self.product_hashes, self.rows_of_product = state["products"], state["rows"]
+            self._products_state = None
