@@ -20,7 +20,7 @@ from sqlglot.errors import ParseError
 from meshpilot.errors import InvalidArgumentError
 from meshpilot.tools.sql_engines import (DuckDBEngine, PostgresEngine, QueryTimeoutError, RelationSet,
                                          ResultTooLargeError, SqlRejectedError, engine_for)
-from meshpilot.tools.sql_schema import AccessPolicy, SqlSchema, Table
+from meshpilot.tools.sql_schema import AccessPolicy, IndexedSqlSchema, SqlSchema, Table
 from meshpilot.tools.sql_validation import DIALECTS, Problem, Validation, validate_sql
 
 __all__ = ["DIALECTS", "AccessPolicy", "DuckDBEngine", "PostgresEngine", "Problem", "QueryTimeoutError",
@@ -111,22 +111,11 @@ def _as_error_problem(problem: Problem):
 
 
 def workspace_schema(workspace: Any) -> SqlSchema:
-    """The catalog's tables, read from the index in one query (not by parsing every product)."""
+    """The catalog's tables, read from the metadata index as queries name them (not by parsing every
+    product, nor by reading every table)."""
     from meshpilot.mesh.store import MeshStore
 
-    with MeshStore.open(workspace) as store:
-        rows = store.con.execute(
-            """SELECT d.qualified_name, d.ref, list(c.name ORDER BY c.position), list(c.ref ORDER BY c.position),
-                      list(c.classification ORDER BY c.position)
-               FROM datasets d LEFT JOIN columns c ON c.dataset_ref = d.ref
-               GROUP BY d.qualified_name, d.ref ORDER BY d.ref""").fetchall()
-    tables = []
-    for name, ref, columns, refs, classes in rows:
-        pairs = [(c, r, k) for c, r, k in zip(columns, refs, classes, strict=True) if c is not None]
-        tables.append(Table(name=name, ref=ref, columns={c.lower(): c for c, _, _ in pairs},
-                            column_refs={c.lower(): r for c, r, _ in pairs},
-                            classifications={c.lower(): k for c, _, k in pairs if k}))
-    return SqlSchema(tables)
+    return IndexedSqlSchema(MeshStore.open(workspace).con)
 
 
 def validate(sql: str, dialect: str = "duckdb", caller: AccessPolicy | None = None, workspace: Any = None) -> Validation:

@@ -251,7 +251,7 @@ class _Validator:
         table = self.schema.find(name)
         if table is None:
             if self.schema.is_ambiguous(name):
-                options = [t.name for t in self.schema.tables if t.name.lower().endswith("." + name.lower())]
+                options = self.schema.named(name)
                 self.problem("table", f"table '{name}' exists in several schemas; qualify it", node, " or ".join(options))
             elif (node.db or "").lower() in _SYSTEM_SCHEMAS or (node.catalog or "").lower() in _SYSTEM_SCHEMAS:
                 self.problem("outside", f"'{name}' is the engine's own catalog; only catalog tables may be queried", node)
