@@ -9,7 +9,7 @@ WORKSPACE ?= meshpilot-workspace
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen --extra openmetadata --extra postgres
+	$(UV) sync --frozen --compile-bytecode --extra openmetadata --extra postgres
 
 run: setup
 	$(UV) run meshpilot demo --force --workspace $(WORKSPACE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib.resources import files
 from dataclasses import dataclass
@@ -157,6 +158,36 @@ def _edges_for(source: dict, output: LineageDataset, target_field: str | None, s
         )
         for t in transformations
     ]
+
+
+def schema_versions(events: Iterable[LineageEvent], last: dict[tuple[str, str], dict[str, str]] | None = None,
+                    ) -> list[tuple[str, str, Any, str | None, str, str | None]]:
+    """Each dataset's schema each time it changed, from the schema facets of events in time order:
+    (namespace, name, event time, job, fields as JSON, what changed since the version before; None for
+    the first one seen). `last` holds the newest schema per dataset so far, and is brought up to date
+    (events appended later continue from it)."""
+    last = {} if last is None else last
+    versions = []
+    for event in sorted(events, key=lambda e: (e.eventTime, e.event_id)):
+        job = f"{event.job.namespace}/{event.job.name}" if event.job else None
+        for dataset in [*event.inputs, *event.outputs, *([event.dataset] if event.dataset else [])]:
+            fields = output_schema(dataset)
+            if not fields:
+                continue
+            key = (dataset.namespace, dataset.name)
+            current = {str(f.get("name")): str(f.get("type", "")) for f in fields if isinstance(f, dict)}
+            before = last.get(key)
+            if before != current:
+                versions.append((*key, event.eventTime, job, json.dumps(current),
+                                 None if before is None else describe_schema_change(before, current)))
+                last[key] = current
+    return versions
+
+
+def describe_schema_change(before: dict[str, str], after: dict[str, str]) -> str:
+    parts = [f"removed {n}" for n in before if n not in after] + [f"added {n}" for n in after if n not in before]
+    parts += [f"{n}: {before[n]} -> {after[n]}" for n in before if n in after and before[n] != after[n]]
+    return ", ".join(parts)
 
 
 def output_schema(dataset: LineageDataset) -> list[dict[str, Any]]:

@@ -20,12 +20,12 @@ import duckdb
 
 from meshpilot.errors import NotFoundError
 from meshpilot.mesh import files
-from meshpilot.mesh.lineage import column_edges, dataset_edges
+from meshpilot.mesh.lineage import column_edges, dataset_edges, schema_versions
 from meshpilot.mesh.model import DataProduct, MeshRef
 from meshpilot.mesh.workspace import Mesh, Workspace
 
 INDEX_DIR = "index"
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 
 _DDL = """
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -61,6 +61,10 @@ CREATE VIEW runs AS
            arg_max(event_type, event_time) AS state,
            max(json_extract_string(payload, '$.run.facets.errorMessage.message')) AS error
     FROM lineage_events WHERE run_id IS NOT NULL GROUP BY run_id;
+-- Each dataset's schema each time it changed (from schema facets), with what changed: computed once per
+-- build, not by every process that asks what changed upstream.
+CREATE TABLE schema_versions (namespace VARCHAR, name VARCHAR, event_time TIMESTAMPTZ, job VARCHAR, fields JSON,
+    change VARCHAR);
 CREATE TABLE column_edges (source_namespace VARCHAR, source_name VARCHAR, source_field VARCHAR,
     target_namespace VARCHAR, target_name VARCHAR, target_field VARCHAR, transformation_type VARCHAR,
     transformation_subtype VARCHAR, description VARCHAR, job VARCHAR);
@@ -497,6 +501,7 @@ def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
         (x.source_namespace, x.source_name, x.target_namespace, x.target_name, x.job)
         for e in events.values() for x in dataset_edges(e)
     }, key=str))
+    _insert(con, "schema_versions", schema_versions(events.values()))
     _insert(con, "column_edges", sorted({
         (x.source_namespace, x.source_name, x.source_field, x.target_namespace, x.target_name, x.target_field,
          x.transformation_type, x.transformation_subtype, x.description, x.job)

@@ -110,22 +110,11 @@ class Triage:
                             for job, runs in self.runs.items() if len(runs) >= 4}  # too few runs: no usual time
         for s_ns, s_name, t_ns, t_name, job in con.execute("SELECT * FROM dataset_edges").fetchall():
             self.writers.setdefault(f"{t_ns}/{t_name}", set()).add(job)
-        # Schema facets over time: a change is a field added, removed or retyped between two events.
-        last: dict[str, dict[str, str]] = {}
-        for event_time, job, payload in con.execute(
-                "SELECT event_time, job, payload FROM lineage_events WHERE payload::VARCHAR LIKE '%\"schema\"%' "
+        # A schema change is a field added, removed or retyped between two events (found by the index build).
+        for namespace, name, event_time, job, change in con.execute(
+                "SELECT namespace, name, event_time, job, change FROM schema_versions WHERE change IS NOT NULL "
                 "ORDER BY event_time").fetchall():
-            event = json.loads(payload)
-            for dataset in [*event.get("inputs", []), *event.get("outputs", [])]:
-                fields = ((dataset.get("facets") or {}).get("schema") or {}).get("fields")
-                if not fields:
-                    continue
-                key = f"{dataset['namespace']}/{dataset['name']}"
-                current = {f["name"]: str(f.get("type", "")) for f in fields}
-                before = last.get(key)
-                if before is not None and before != current:
-                    self.schema_changes.setdefault(key, []).append((event_time, job, _describe_change(before, current)))
-                last[key] = current
+            self.schema_changes.setdefault(f"{namespace}/{name}", []).append((event_time, job, change))
         for row in store._rows("SELECT dataset_ref, check_id, status, run_at, observed, message FROM check_results "
                                "ORDER BY run_at"):
             self.results.setdefault((row["dataset_ref"], row["check_id"]), []).append(row)
@@ -376,12 +365,6 @@ class Triage:
         scored.sort(key=lambda s: -s[0])
         return [{"id": i["id"], "title": i["title"], "status": i["status"], "root_cause": i["root_cause"],
                  "score": round(s, 2)} for s, i in scored[:3]]
-
-
-def _describe_change(before: dict[str, str], after: dict[str, str]) -> str:
-    parts = [f"removed {n}" for n in before if n not in after] + [f"added {n}" for n in after if n not in before]
-    parts += [f"{n}: {before[n]} -> {after[n]}" for n in before if n in after and before[n] != after[n]]
-    return ", ".join(parts)
 
 
 def _streak(rows: list[dict[str, Any]]) -> tuple[datetime | None, int]:
