@@ -49,7 +49,6 @@ def incidents_triage(
     json_output: JsonOption = False,
 ) -> None:
     """What broke, how bad, why (ranked root causes with evidence), the blast radius and who to call."""
-    from meshpilot.agents.offline import compose_one
     from meshpilot.agents.tools import ToolContext, TriageArgs, _triage
 
     ws = Workspace.open(workspace)
@@ -60,6 +59,8 @@ def incidents_triage(
         print_json(report)
         return
     from rich.markdown import Markdown
+
+    from meshpilot.agents.offline import compose_one  # the offline model's wording; langchain is slow to import
 
     out.print(Markdown(compose_one("triage_incident", report, {"ref": ref})))
 
