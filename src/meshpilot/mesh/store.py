@@ -119,10 +119,18 @@ def _forget(path: Path) -> None:
 class MeshStore:
     """Read access to the index of one workspace."""
 
-    def __init__(self, workspace: Workspace, connection: duckdb.DuckDBPyConnection, workspace_fingerprint: str = ""):
+    def __init__(self, workspace: Workspace, connection: duckdb.DuckDBPyConnection, workspace_fingerprint: str = "",
+                 path: Path | None = None):
         self.workspace = workspace
         self.con = connection
         self.fingerprint = workspace_fingerprint
+        self.path = path
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """Another connection to the same index, for a reader that outlives this store (a lazily read
+        graph); it stays valid when the store is closed."""
+        cursor = _cursor(self.path) if self.path is not None else None
+        return cursor if cursor is not None else self.con.cursor()
 
     @classmethod
     def open(cls, workspace: Workspace) -> MeshStore:
@@ -141,7 +149,7 @@ class MeshStore:
             cursor = _cursor(path)
             if cursor is None:
                 raise OSError(f"the metadata index {path} could not be opened after it was built")
-        return cls(workspace, cursor, wanted)
+        return cls(workspace, cursor, wanted, path)
 
     def close(self) -> None:
         self.con.close()

@@ -19,7 +19,7 @@ import json
 import re
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +31,7 @@ from meshpilot.mesh import files
 from meshpilot.mesh.model import Incident, IncidentEvent, IncidentStatus, MeshRef
 from meshpilot.mesh.store import MeshStore
 from meshpilot.mesh.workspace import Workspace
-from meshpilot.tools.lineage import LineageGraph
+from meshpilot.tools.lineage import BatchLookup, LineageGraph
 
 # How much each kind of evidence explains a failure on its own.
 KIND_WEIGHT = {"failed_run": 0.95, "schema_change": 0.9, "upstream_check": 0.8, "late_run": 0.75,
@@ -91,7 +91,7 @@ class Triage:
     checks: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     incidents: list[dict[str, Any]] = field(default_factory=list)
     teams: dict[str, dict[str, Any]] = field(default_factory=dict)
-    products: dict[str, dict[str, Any]] = field(default_factory=dict)  # ref -> document
+    products: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # ref -> document
     dataset_rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # ref -> datasets row
 
     @classmethod
@@ -128,8 +128,10 @@ class Triage:
         for team in store._rows("SELECT * FROM teams"):
             team["members"] = store._rows("SELECT name, email, role FROM team_members WHERE team_id = ?", [team["id"]])
             self.teams[team["id"]] = team
-        for ref, document in con.execute("SELECT ref, document FROM products").fetchall():
-            self.products[ref] = json.loads(document)
+        # Product documents are large and a triage reads those it reaches: read them then, in one batch.
+        reader = store.cursor()
+        self.products = BatchLookup(lambda refs: {ref: json.loads(document) for ref, document in reader.execute(
+            "SELECT ref, document FROM products WHERE list_contains($refs, ref)", {"refs": refs}).fetchall()}, missing={})
         for row in store._rows("SELECT * FROM datasets"):
             self.dataset_rows[row["ref"]] = row
             if row["qualified_name"]:
@@ -224,6 +226,7 @@ class Triage:
                                                evidence=evidence)
 
         upstream = self._upstream_datasets(key)
+        self.graph.mesh_ref.prefetch([key, *upstream])
         for up_key, hops in [(key, 0), *upstream.items()]:
             label = self.graph.label(up_key)
             for job in self.writers.get(up_key, ()):
@@ -253,7 +256,8 @@ class Triage:
         seen, frontier, hops = {key: 0}, [key], 0
         while frontier and hops < 12:
             hops += 1
-            frontier = [u for k in frontier for u in self.graph.dataset_up.get(k, ()) if u not in seen]
+            self.graph.dataset_up.prefetch(frontier)
+            frontier = list(dict.fromkeys(u for k in frontier for u in self.graph.dataset_up.get(k, ()) if u not in seen))
             for u in frontier:
                 seen[u] = hops
         seen.pop(key)
@@ -311,12 +315,16 @@ class Triage:
     def _blast_radius(self, key: str) -> dict[str, Any]:
         seen, frontier = {key}, [key]
         while frontier:
-            frontier = [d for k in frontier for d in self.graph.dataset_down.get(k, ()) if d not in seen]
+            self.graph.dataset_down.prefetch(frontier)
+            frontier = list(dict.fromkeys(d for k in frontier for d in self.graph.dataset_down.get(k, ()) if d not in seen))
             seen.update(frontier)
+        self.graph.mesh_ref.prefetch(seen)
         datasets = sorted(r for k in seen - {key} if (r := self.graph.mesh_ref.get(k)))
         products = sorted({str(MeshRef.parse(r).product_ref()) for r in datasets})
         consumers, slos, contracts = [], [], []
-        for ref in [str(MeshRef.parse(self.graph.mesh_ref[key]).product_ref())] if key in self.graph.mesh_ref else []:
+        own = [str(MeshRef.parse(self.graph.mesh_ref[key]).product_ref())] if key in self.graph.mesh_ref else []
+        self.products.prefetch([*own, *products])
+        for ref in own:
             consumers += [f"{c['name']} ({ref})" for c in self.products.get(ref, {}).get("consumers", [])
                           if not c["name"].startswith("mesh://")]
         for ref in products:
@@ -330,6 +338,7 @@ class Triage:
 
     def _owners(self, product_refs: list[str | None]) -> list[dict[str, Any]]:
         owners, seen = [], set()
+        self.products.prefetch(ref or "" for ref in product_refs)
         for ref in product_refs:
             document = self.products.get(ref or "")
             team = self.teams.get(document.get("owner")) if document else None

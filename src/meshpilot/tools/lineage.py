@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -64,60 +64,149 @@ class _Edge:
     job: str
 
 
-@dataclass
-class LineageGraph:
-    """Column and dataset edges from the workspace index, with the mesh entities they belong to."""
+class BatchLookup(Mapping[Any, Any]):
+    """A mapping read from the index one key (or one batch of keys) at a time, and kept once read.
+    Walking a lineage graph touches the nodes it reaches, not the whole graph."""
 
-    down: dict[ColumnKey, list[_Edge]] = field(default_factory=dict)
-    up: dict[ColumnKey, list[_Edge]] = field(default_factory=dict)
-    dataset_down: dict[str, set[str]] = field(default_factory=dict)
-    dataset_up: dict[str, set[str]] = field(default_factory=dict)
-    mesh_ref: dict[str, str] = field(default_factory=dict)  # dataset key -> mesh:// dataset ref
-    dataset_key: dict[str, str] = field(default_factory=dict)  # mesh:// dataset ref -> dataset key
-    columns: dict[str, list[str]] = field(default_factory=dict)  # dataset key -> its columns (from the catalog)
-    products: dict[str, dict[str, Any]] = field(default_factory=dict)  # product ref -> owner, consumers, contract
+    def __init__(self, read_many: Callable[[list[Any]], dict[Any, Any]], missing: Any = None):
+        self._read_many = read_many
+        self._missing = missing
+        self._known: dict[Any, Any] = {}
+
+    def prefetch(self, keys: Iterable[Any]) -> None:
+        wanted = list(dict.fromkeys(k for k in keys if k not in self._known))
+        if wanted:
+            found = self._read_many(wanted)
+            for key in wanted:
+                self._known[key] = found.get(key, self._missing)
+
+    def __getitem__(self, key: Any) -> Any:
+        self.prefetch([key])
+        value = self._known[key]
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[Any]:
+        return (k for k, v in self._known.items() if v is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for v in self._known.values() if v is not None)
+
+
+class LineageGraph:
+    """Column and dataset edges from the workspace index, with the mesh entities they belong to, read
+    as a walk reaches them (a frontier of nodes per query), so a question costs what it reaches.
+
+    A dataset is keyed "<namespace>/<name>" as events name it; `mesh_ref` maps a key to the catalog
+    dataset it is (a catalog dataset with no namespace matches any), `dataset_key` the other way.
+    """
+
+    def __init__(self, connection: Any):  # a DuckDB cursor of its own over the index
+        self._con = connection
+        self._parts: dict[str, tuple[str, str]] = {}  # dataset key -> (namespace, name)
+        self.down = BatchLookup(lambda nodes: self._column_edges(nodes, downstream=True), missing=())
+        self.up = BatchLookup(lambda nodes: self._column_edges(nodes, downstream=False), missing=())
+        self.dataset_down = BatchLookup(lambda keys: self._dataset_edges(keys, downstream=True), missing=())
+        self.dataset_up = BatchLookup(lambda keys: self._dataset_edges(keys, downstream=False), missing=())
+        self.mesh_ref = BatchLookup(self._mesh_refs)
+        self.dataset_key = BatchLookup(self._dataset_keys)
+        self.columns = BatchLookup(self._columns, missing=[])  # mesh:// dataset ref -> its columns, in order
+        self.products = BatchLookup(self._products, missing={})  # product ref -> owner, consumers, contract
 
     @classmethod
     def from_store(cls, store: MeshStore) -> LineageGraph:
-        graph = cls()
-        datasets = store.con.execute("SELECT ref, product_ref, qualified_name, namespace FROM datasets").fetchall()
-        by_name: dict[str, list[tuple[str, str | None]]] = {}
-        for ref, _, name, namespace in datasets:
-            by_name.setdefault(name, []).append((ref, namespace))
-        for _, dataset_ref, name in store.con.execute("SELECT ref, dataset_ref, name FROM columns ORDER BY position").fetchall():
-            graph.columns.setdefault(dataset_ref, []).append(name)
-        for row in store.con.execute("SELECT ref, owner, document FROM products").fetchall():
-            document = json.loads(row[2])
-            graph.products[row[0]] = {"owner": row[1], "consumers": [c["name"] for c in document.get("consumers", [])],
-                                      "contract": document.get("contract")}
+        return cls(store.cursor())
 
-        def key_of(namespace: str, name: str) -> str:
-            key = f"{namespace}/{name}"
-            if key not in graph.mesh_ref:
-                for ref, declared in by_name.get(name, []):
-                    if declared in (None, namespace):
-                        graph.mesh_ref[key] = ref
-                        graph.dataset_key.setdefault(ref, key)
-            return key
+    def column(self, namespace: str, name: str, field: str) -> ColumnKey:
+        """The node of a column as events name it (namespace, dataset name, field)."""
+        return self._key(namespace, name), field
 
-        for row in store.con.execute("SELECT * FROM column_edges").fetchall():
-            s_ns, s_name, s_field, t_ns, t_name, t_field, kind, subtype, _, job = row
-            source = (key_of(s_ns, s_name), s_field)
-            target_dataset = key_of(t_ns, t_name)
-            edge = _Edge(source, (target_dataset, t_field) if t_field else None, target_dataset, kind or "DIRECT",
-                         subtype or "", job)
-            graph.down.setdefault(source, []).append(edge)
-            if edge.target:
-                graph.up.setdefault(edge.target, []).append(edge)
-        for s_ns, s_name, t_ns, t_name, _ in store.con.execute("SELECT * FROM dataset_edges").fetchall():
-            source, target = key_of(s_ns, s_name), key_of(t_ns, t_name)
-            graph.dataset_down.setdefault(source, set()).add(target)
-            graph.dataset_up.setdefault(target, set()).add(source)
-        for ref, _, name, namespace in datasets:
-            if ref not in graph.dataset_key:
-                graph.dataset_key[ref] = key_of(namespace or "", name) if namespace else f"/{name}"
-                graph.mesh_ref.setdefault(graph.dataset_key[ref], ref)
-        return graph
+    def _key(self, namespace: str | None, name: str) -> str:
+        key = f"{namespace or ''}/{name}"
+        self._parts.setdefault(key, (namespace or "", name))
+        return key
+
+    def _frontier(self, keys: list[str]) -> dict[str, list]:
+        parts = [self._parts.get(k) or ("", k) for k in keys]
+        return {"ns": [p[0] for p in parts], "name": [p[1] for p in parts]}
+
+    def _column_edges(self, nodes: list[ColumnKey], downstream: bool) -> dict[ColumnKey, list[_Edge]]:
+        mine = "source" if downstream else "target"
+        frontier = self._frontier([n[0] for n in nodes])
+        frontier["field"] = [n[1] for n in nodes]
+        rows = self._con.execute(
+            f"""SELECT e.*, f.i FROM column_edges e
+                JOIN (SELECT unnest($ns) AS ns, unnest($name) AS name, unnest($field) AS field,
+                             unnest(range(len($ns))) AS i) f
+                  ON e.{mine}_namespace = f.ns AND e.{mine}_name = f.name AND e.{mine}_field = f.field
+                ORDER BY e.rowid""", frontier).fetchall()
+        found: dict[ColumnKey, list[_Edge]] = {}
+        for s_ns, s_name, s_field, t_ns, t_name, t_field, kind, subtype, _, job, i in rows:
+            target_dataset = self._key(t_ns, t_name)
+            edge = _Edge((self._key(s_ns, s_name), s_field), (target_dataset, t_field) if t_field else None,
+                         target_dataset, kind or "DIRECT", subtype or "", job)
+            found.setdefault(nodes[i], []).append(edge)
+        return found
+
+    def _dataset_edges(self, keys: list[str], downstream: bool) -> dict[str, list[str]]:
+        mine, other = ("source", "target") if downstream else ("target", "source")
+        rows = self._con.execute(
+            f"""SELECT e.{other}_namespace, e.{other}_name, f.i FROM dataset_edges e
+                JOIN (SELECT unnest($ns) AS ns, unnest($name) AS name, unnest(range(len($ns))) AS i) f
+                  ON e.{mine}_namespace = f.ns AND e.{mine}_name = f.name
+                ORDER BY e.rowid""", self._frontier(keys)).fetchall()
+        found: dict[str, list[str]] = {}
+        for namespace, name, i in rows:
+            neighbours = found.setdefault(keys[i], [])
+            key = self._key(namespace, name)
+            if key not in neighbours:
+                neighbours.append(key)
+        return found
+
+    def _mesh_refs(self, keys: list[str]) -> dict[str, str]:
+        # The last catalog dataset of that name whose namespace matches (or that has none).
+        rows = self._con.execute(
+            """SELECT f.i, arg_max(d.ref, d.rowid) FROM datasets d
+               JOIN (SELECT unnest($ns) AS ns, unnest($name) AS name, unnest(range(len($ns))) AS i) f
+                 ON d.qualified_name = f.name AND (d.namespace IS NULL OR d.namespace = f.ns)
+               GROUP BY f.i""", self._frontier(keys)).fetchall()
+        return {keys[i]: ref for i, ref in rows}
+
+    def _dataset_keys(self, refs: list[str]) -> dict[str, str]:
+        found = {}
+        for ref, name, namespace in self._con.execute(
+                "SELECT ref, qualified_name, namespace FROM datasets WHERE list_contains($refs, ref)",
+                {"refs": refs}).fetchall():
+            if namespace is None:
+                # As events name it: the namespace of the first edge naming it, if any.
+                row = self._con.execute(
+                    """SELECT ns FROM (
+                         SELECT source_namespace AS ns, 0 AS t, rowid * 2 AS o FROM column_edges WHERE source_name = $n
+                         UNION ALL SELECT target_namespace, 0, rowid * 2 + 1 FROM column_edges WHERE target_name = $n
+                         UNION ALL SELECT source_namespace, 1, rowid * 2 FROM dataset_edges WHERE source_name = $n
+                         UNION ALL SELECT target_namespace, 1, rowid * 2 + 1 FROM dataset_edges WHERE target_name = $n)
+                       ORDER BY t, o LIMIT 1""", {"n": name}).fetchone()
+                namespace = row[0] if row else None
+            found[ref] = self._key(namespace, name)
+        return found
+
+    def _columns(self, refs: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for dataset_ref, names in self._con.execute(
+                "SELECT dataset_ref, list(name ORDER BY position) FROM columns WHERE list_contains($refs, dataset_ref) "
+                "GROUP BY dataset_ref", {"refs": refs}).fetchall():
+            found[dataset_ref] = names
+        return found
+
+    def _products(self, refs: list[str]) -> dict[str, dict[str, Any]]:
+        found = {}
+        for ref, owner, document in self._con.execute(
+                "SELECT ref, owner, document FROM products WHERE list_contains($refs, ref)", {"refs": refs}).fetchall():
+            document = json.loads(document)
+            found[ref] = {"owner": owner, "consumers": [c["name"] for c in document.get("consumers", [])],
+                          "contract": document.get("contract")}
+        return found
 
     # --- naming --------------------------------------------------------------------------------------
 
@@ -152,18 +241,21 @@ class LineageGraph:
         """Breadth-first from `starts`: node -> (previous node, edge taken, hops). Nodes are column keys,
         or dataset keys for whole-dataset (INDIRECT) uses."""
         seen: dict[Any, tuple[Any, _Edge | None, int]] = {s: (None, None, 0) for s in starts}
-        queue = deque(starts)
-        while queue:
-            node = queue.popleft()
-            hops = seen[node][2]
-            if depth is not None and hops >= depth or not isinstance(node, tuple):
-                continue
-            edges = self.down.get(node, []) if downstream else self.up.get(node, [])
-            for edge in edges:
-                nxt = (edge.target or edge.target_dataset) if downstream else edge.source
-                if nxt not in seen:
-                    seen[nxt] = (node, edge, hops + 1)
-                    queue.append(nxt)
+        edges_of = self.down if downstream else self.up
+        # Level by level, in the order nodes were reached: the same order as one queue, with one query
+        # per level for the edges of all its nodes.
+        level, hops = list(dict.fromkeys(starts)), 0
+        while level and (depth is None or hops < depth):
+            level = [n for n in level if isinstance(n, tuple)]
+            edges_of.prefetch(level)
+            reached = []
+            for node in level:
+                for edge in edges_of.get(node, ()):
+                    nxt = (edge.target or edge.target_dataset) if downstream else edge.source
+                    if nxt not in seen:
+                        seen[nxt] = (node, edge, hops + 1)
+                        reached.append(nxt)
+            level, hops = reached, hops + 1
         return seen
 
 
