@@ -43,11 +43,13 @@ _Loader.yaml_implicit_resolvers = {
 class LocatedDocument:
     """A parsed document plus where each of its parts starts, so validation errors can cite lines."""
 
-    def __init__(self, source: str, data: Any, lines: dict[LinePath, int] | None = None, node: yaml.Node | None = None):
+    def __init__(self, source: str, data: Any, lines: dict[LinePath, int] | None = None, node: yaml.Node | None = None,
+                 text: str | None = None):
         self.source = source
         self.data = data
         self._lines = lines
         self._node = node
+        self._text = text  # YAML whose data was given already parsed: composed only if a line is needed
 
     @property
     def lines(self) -> dict[LinePath, int]:
@@ -55,6 +57,12 @@ class LocatedDocument:
         # every key of a thousand product files costs seconds.
         if self._lines is None:
             self._lines = {}
+            if self._node is None and self._text is not None:
+                loader = _Loader(self._text)
+                try:
+                    self._node = loader.get_single_node()
+                finally:
+                    loader.dispose()
             if self._node is not None:
                 _record_lines(self._node, (), self._lines)
         return self._lines

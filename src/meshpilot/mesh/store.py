@@ -339,6 +339,17 @@ def _check_scope(scope: str) -> None:
         raise ValueError(f"unknown scope {scope!r}")
 
 
+def index_loaded(workspace: Workspace, mesh: Mesh) -> None:
+    """Index a mesh just loaded and validated from the workspace's files as they are now (an import
+    has it in hand): the next command then finds its index built, without parsing every file again."""
+    stamps = source_stamps(workspace)
+    wanted = fingerprint(workspace, stamps)
+    path = index_path(workspace, wanted)
+    if not path.exists():
+        build_index(mesh, path, wanted, stamps)
+        _remove_older(workspace, keep=path)
+
+
 def _newest_index(workspace: Workspace, besides: Path) -> Path | None:
     folder = workspace.state_dir / INDEX_DIR
     candidates = [p for p in folder.glob("*.duckdb") if p != besides] if folder.is_dir() else []

@@ -170,9 +170,11 @@ class Workspace:
                         stamps[f"{folder}/{entry.name}"] = (stat.st_size, stat.st_mtime_ns)
         return dict(sorted(stamps.items()))
 
-    def load(self, overlay: dict[str, str] | None = None) -> Mesh:
-        """Load and validate everything; `overlay` (relative path -> new text) is read instead of disk."""
-        reader = _Reader(self.root, overlay or {})
+    def load(self, overlay: dict[str, str] | None = None, parsed: dict[str, Any] | None = None) -> Mesh:
+        """Load and validate everything; `overlay` (relative path -> new text) is read instead of disk.
+        `parsed` gives, for some overlaid YAML files, the data their text holds (as the writer dumped
+        it), so it is not parsed back."""
+        reader = _Reader(self.root, overlay or {}, parsed or {})
         with files.collection_paused():
             mesh = reader.read()
         if reader.problems:
@@ -215,23 +217,28 @@ class Workspace:
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def apply(self, changes: dict[str, str]) -> list[str]:
+    def apply(self, changes: dict[str, str], parsed: dict[str, Any] | None = None) -> list[str]:
         """Validate the workspace as it would be with `changes`, then write each changed file atomically.
 
         If anything is invalid nothing is written. Files are replaced one by one, so a crash part-way
         leaves each file whole (old or new); re-running an import completes it. Returns the paths that
         actually changed.
         """
+        return self.apply_loaded(changes, parsed)[0]
+
+    def apply_loaded(self, changes: dict[str, str], parsed: dict[str, Any] | None = None) -> tuple[list[str], Mesh]:
+        """`apply`, also returning the mesh as validated (what the files now hold), so an importer can
+        index it without reading back what it just wrote."""
         for relative in changes:
             _check_relative(relative)
-        self.load(overlay=changes)
+        mesh = self.load(overlay=changes, parsed=parsed)
         changed = []
         for relative, text in changes.items():
             target = self.root / relative
             if not target.exists() or target.read_text(encoding="utf-8") != text:
                 files.atomic_write_text(target, text)
                 changed.append(relative)
-        return changed
+        return changed, mesh
 
 
 def _check_relative(relative: str) -> None:
@@ -243,9 +250,10 @@ def _check_relative(relative: str) -> None:
 class _Reader:
     """Reads every file (disk or overlay), collecting problems rather than stopping at the first."""
 
-    def __init__(self, root: Path, overlay: dict[str, str]):
+    def __init__(self, root: Path, overlay: dict[str, str], parsed: dict[str, Any] | None = None):
         self.root = root
         self.overlay = overlay
+        self.parsed = parsed or {}
         self.problems: list[Problem] = []
         # When a product file cannot be read, references to it cannot be judged: reporting them all
         # would bury the one real problem under dozens of follow-on ones.
@@ -268,6 +276,8 @@ class _Reader:
         return None
 
     def _yaml(self, relative: str) -> files.LocatedDocument | None:
+        if relative in self.parsed and relative in self.overlay:
+            return files.LocatedDocument(relative, self.parsed[relative], text=self.overlay[relative])
         text = self._text(relative)
         if text is None:
             return None

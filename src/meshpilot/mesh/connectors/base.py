@@ -17,6 +17,7 @@ from typing import Any
 from meshpilot.errors import ImportRejectedError, InvalidWorkspaceError, Problem
 from meshpilot.mesh import files
 from meshpilot.mesh.model import CheckResult, DataProduct, Team
+from meshpilot.mesh.store import index_loaded
 from meshpilot.mesh.workspace import Workspace
 
 
@@ -33,9 +34,11 @@ class ImportBatch:
 
 def apply_batch(workspace: Workspace, batch: ImportBatch) -> dict[str, Any]:
     changes: dict[str, str] = {}
+    parsed: dict[str, Any] = {}  # what each product file holds, so validation does not parse it back
     for product in batch.products:
         document = product.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
-        changes[f"products/{product.domain}.{product.id}.yaml"] = files.dump_yaml(document)
+        relative = f"products/{product.domain}.{product.id}.yaml"
+        changes[relative], parsed[relative] = files.dump_yaml(document), document
     if batch.teams:
         changes["teams.yaml"] = files.dump_yaml({"teams": _merged_teams(workspace, batch.teams)})
     if batch.events:
@@ -51,13 +54,16 @@ def apply_batch(workspace: Workspace, batch: ImportBatch) -> dict[str, Any]:
         results.sort(key=lambda r: (r["dataset"], r["check_id"], str(r.get("run_at"))))
         changes[relative] = "".join(_canonical(r) + "\n" for r in results)
     try:
-        changed = workspace.apply(changes)
+        changed, mesh = workspace.apply_loaded(changes, parsed)
     except InvalidWorkspaceError as exc:
         raise ImportRejectedError(
             f"Nothing was imported from {batch.source}: the workspace would not be valid with it.",
             problems=exc.problems,
             hint="Fix the source (or the workspace files named above) and import again.",
         ) from exc
+    # The mesh just validated is what the files now hold: index it now rather than read it all back at
+    # the next command.
+    index_loaded(workspace, mesh)
     datasets = [d for p in batch.products for d in p.datasets]
     return {
         "source": batch.source,
