@@ -51,6 +51,19 @@ def test_the_export_imports_all_tables_lineage_tests_users_and_teams(empty_works
     _check_imported(empty_workspace)
 
 
+def test_the_import_leaves_the_index_a_full_build_gives(empty_workspace: Workspace, tmp_path: Path) -> None:
+    from meshpilot.mesh import store
+    from tests.mesh.test_store import _tables
+
+    openmetadata.import_export(empty_workspace, shared(EXPORT))
+    fingerprint = store.fingerprint(empty_workspace)
+    built_by_import = store.index_path(empty_workspace, fingerprint)
+    assert built_by_import.exists()  # the next command finds it
+    full = tmp_path / "full.duckdb"
+    store.build_index(empty_workspace.load(), full, fingerprint, store.source_stamps(empty_workspace))
+    assert _tables(built_by_import) == _tables(full)
+
+
 def test_importing_twice_changes_nothing(empty_workspace: Workspace) -> None:
     openmetadata.import_export(empty_workspace, shared(EXPORT))
     before = _snapshot(empty_workspace.root)
