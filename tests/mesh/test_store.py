@@ -132,7 +132,7 @@ def test_incremental_update_gives_what_a_full_build_gives(demo_workspace: Worksp
     incremental = _tables(after)
     full = tmp_path / "full.duckdb"
     store.build_index(demo_workspace.load(), full, store.fingerprint(demo_workspace),
-                      store.source_stamps(demo_workspace))
+                      store.source_stamps(demo_workspace), demo_workspace.root)
     assert incremental == _tables(full)
 
 
@@ -148,3 +148,86 @@ def test_each_state_of_the_files_has_its_own_index_and_earlier_ones_are_removed(
             assert first.counts() == second.counts()
     assert [p.name for p in (demo_workspace.state_dir / store.INDEX_DIR).iterdir()] == [
         store.index_path(demo_workspace, second.fingerprint).name]
+
+
+def _later_run(demo_workspace: Workspace, days: int, retype: bool) -> list[dict]:
+    """The demo's last orders-ingest run again, `days` later, optionally with `amount` retyped."""
+    import json
+    import uuid
+
+    lines = (demo_workspace.root / "lineage" / "demo-pipelines.jsonl").read_text().splitlines()
+    run = [json.loads(line) for line in lines if '"commerce.ingest_orders"' in line][-2:]
+    run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"later-{days}-{retype}"))
+    events = []
+    for event in run:
+        event = json.loads(json.dumps(event))
+        event["run"]["runId"] = run_id
+        event["eventTime"] = event["eventTime"].replace("2026-10-", "2026-11-").replace("T02", f"T{days:02d}")
+        for output in event["outputs"]:
+            fields = (output.get("facets", {}).get("schema") or {}).get("fields")
+            for field in fields or []:
+                if retype and field["name"] == "amount":
+                    field["type"] = "VARCHAR"
+        events.append(event)
+    return events
+
+
+@pytest.mark.parametrize("how", ["appended", "new log", "over http"])
+def test_lineage_events_appended_are_indexed_without_a_rebuild(demo_workspace: Workspace, tmp_path, monkeypatch,
+                                                               how: str) -> None:
+    import json
+
+    from meshpilot.mesh import store
+    from meshpilot.server.lineage_http import LineageLog
+
+    MeshStore.open(demo_workspace).close()
+    events = _later_run(demo_workspace, 5, retype=True)
+    if how == "over http":
+        LineageLog(demo_workspace).append(events)
+    else:
+        name = "demo-pipelines.jsonl" if how == "appended" else "later.jsonl"
+        with (demo_workspace.root / "lineage" / name).open("a") as log:
+            log.write("".join(json.dumps(e) + "\n" for e in events))
+
+    def no_full_build(*args, **kwargs):
+        raise AssertionError("the index was rebuilt whole")
+
+    monkeypatch.setattr(store, "build_index", no_full_build)
+    with MeshStore.open(demo_workspace) as opened:
+        incremental = _tables(opened.path)
+        changes = opened.con.execute("SELECT change FROM schema_versions WHERE change IS NOT NULL").fetchall()
+    monkeypatch.undo()
+    full = tmp_path / "full.duckdb"
+    store.build_index(demo_workspace.load(), full, store.fingerprint(demo_workspace), store.source_stamps(demo_workspace),
+                      demo_workspace.root)
+    assert incremental == _tables(full)
+    assert any("amount" in c for (c,) in changes)  # the retyped column, found in the appended events
+
+
+@pytest.mark.parametrize("edit", ["an older event", "an earlier line changed", "a torn last line", "an invalid event"])
+def test_what_appending_cannot_express_rebuilds_the_index_whole(demo_workspace: Workspace, edit: str) -> None:
+    import json
+
+    from meshpilot.mesh import store
+
+    MeshStore.open(demo_workspace).close()
+    before = store.index_path(demo_workspace, store.fingerprint(demo_workspace))
+    log = demo_workspace.root / "lineage" / "demo-pipelines.jsonl"
+    text = log.read_text()
+    later = "".join(json.dumps(e) + "\n" for e in _later_run(demo_workspace, 5, retype=True))
+    if edit == "an older event":  # after a later one was indexed: versions depend on the order of all events
+        log.write_text(text + later)
+        MeshStore.open(demo_workspace).close()
+        before = store.index_path(demo_workspace, store.fingerprint(demo_workspace))
+        text = log.read_text()
+        log.write_text(text + "".join(json.dumps(e) + "\n" for e in _later_run(demo_workspace, 3, retype=False)))
+    elif edit == "an earlier line changed":
+        log.write_text(text.replace("2026-10-19T02:04:00", "2026-10-19T02:05:00", 1) + later)
+    elif edit == "a torn last line":
+        log.write_text(text + later[:-40])
+    else:
+        log.write_text(text + '{"eventTime": "soon"}\n')
+    updated = store.update_index(demo_workspace, before, tmp := before.with_name("next.duckdb"),
+                                 store.fingerprint(demo_workspace), store.source_stamps(demo_workspace))
+    assert updated is False
+    assert not tmp.exists()

@@ -20,16 +20,17 @@ import duckdb
 
 from meshpilot.errors import NotFoundError
 from meshpilot.mesh import files
-from meshpilot.mesh.lineage import column_edges, dataset_edges, schema_versions
+from meshpilot.mesh.lineage import LineageEvent, column_edges, dataset_edges, output_schema, schema_versions
 from meshpilot.mesh.model import DataProduct, MeshRef
-from meshpilot.mesh.workspace import Mesh, Workspace
+from meshpilot.mesh.workspace import Mesh, Workspace, parse_event_line
 
 INDEX_DIR = "index"
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 
 _DDL = """
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE sources (path VARCHAR PRIMARY KEY, size BIGINT, mtime_ns BIGINT);
+-- digest: of a lineage log's bytes, so that events appended to it are indexed without a rebuild.
+CREATE TABLE sources (path VARCHAR PRIMARY KEY, size BIGINT, mtime_ns BIGINT, digest VARCHAR);
 CREATE TABLE teams (id VARCHAR PRIMARY KEY, name VARCHAR, domain VARCHAR, description VARCHAR,
     slack_channel VARCHAR, oncall VARCHAR, parent VARCHAR);
 CREATE TABLE team_members (team_id VARCHAR, name VARCHAR, email VARCHAR, role VARCHAR);
@@ -144,7 +145,7 @@ class MeshStore:
             _forget(path)
             previous = _newest_index(workspace, besides=path)
             if previous is None or not update_index(workspace, previous, path, wanted, stamps):
-                build_index(workspace.load(), path, wanted, stamps)
+                build_index(workspace.load(), path, wanted, stamps, workspace.root)
             _remove_older(workspace, keep=path)
             cursor = _cursor(path)
             if cursor is None:
@@ -346,7 +347,7 @@ def index_loaded(workspace: Workspace, mesh: Mesh) -> None:
     wanted = fingerprint(workspace, stamps)
     path = index_path(workspace, wanted)
     if not path.exists():
-        build_index(mesh, path, wanted, stamps)
+        build_index(mesh, path, wanted, stamps, workspace.root)
         _remove_older(workspace, keep=path)
 
 
@@ -366,60 +367,75 @@ def _remove_older(workspace: Workspace, keep: Path) -> None:
 
 
 def build_index(mesh: Mesh, path: Path, workspace_fingerprint: str,
-                stamps: dict[str, tuple[int, int]] | None = None) -> None:
+                stamps: dict[str, tuple[int, int]] | None = None, root: Path | None = None) -> None:
+    """The whole index of `mesh`, whose files (under `root`) had these `stamps` when it was read."""
+    stamps = stamps or {}
+    digests = {relative: _digest(root / relative, size) for relative, (size, _) in stamps.items()
+               if root is not None and relative.startswith("lineage/")}
     with files.collection_paused(), files.replaced_atomically(path) as tmp, duckdb.connect(str(tmp)) as con:
         con.execute(_DDL)
         _fill(con, mesh)
-        _finish(con, workspace_fingerprint, stamps or {})
+        _finish(con, workspace_fingerprint, stamps, digests)
 
 
-def _finish(con: duckdb.DuckDBPyConnection, workspace_fingerprint: str, stamps: dict[str, tuple[int, int]]) -> None:
+def _digest(path: Path, size: int) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            return hashlib.sha256(handle.read(size)).hexdigest()
+    except OSError:
+        return None
+
+
+def _finish(con: duckdb.DuckDBPyConnection, workspace_fingerprint: str, stamps: dict[str, tuple[int, int]],
+            digests: dict[str, str | None]) -> None:
     con.execute("DELETE FROM meta")
     con.execute("DELETE FROM sources")
     con.execute("INSERT INTO meta VALUES ('fingerprint', ?), ('schema', ?)", [workspace_fingerprint, SCHEMA_VERSION])
-    _insert(con, "sources", [(relative, size, mtime) for relative, (size, mtime) in sorted(stamps.items())])
+    _insert(con, "sources", [(relative, size, mtime, digests.get(relative))
+                             for relative, (size, mtime) in sorted(stamps.items())])
 
 
 def update_index(workspace: Workspace, previous: Path, path: Path, workspace_fingerprint: str,
                  stamps: dict[str, tuple[int, int]]) -> bool:
-    """Write the index at `path` from the `previous` one by re-indexing only the product files that
-    changed or were added.
+    """Write the index at `path` from the `previous` one, re-indexing only the product files that
+    changed or were added and the lineage events appended to lineage logs.
 
-    Done only when it gives exactly what a full build would: nothing but product files changed, none was
-    removed or renamed to another product, and each changed product keeps every dataset, column and check
-    it had (so what other files refer to still exists). Returns False otherwise: then build it whole."""
+    Done only when it gives exactly what a full build would: nothing but product files and lineage logs
+    changed; no product was removed or renamed, and each changed one keeps every dataset, column and
+    check it had (so what other files refer to still exists); each changed log only grew by whole,
+    valid events, later than what the index knows of the datasets whose schemas they carry. Returns
+    False otherwise: then build it whole."""
     con = _cursor(previous)
     if con is None:
         return False
     with con:
         if con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() != (SCHEMA_VERSION,):
             return False
-        old = {p: (size, mtime) for p, size, mtime in con.execute("SELECT * FROM sources").fetchall()}
-        changed = sorted(p for p in set(old) | set(stamps) if old.get(p) != stamps.get(p))
-        if not changed or any(not p.startswith("products/") or p not in stamps for p in changed):
+        old = {p: (size, mtime, digest) for p, size, mtime, digest in con.execute("SELECT * FROM sources").fetchall()}
+        changed = sorted(p for p in set(old) | set(stamps) if old.get(p, (None, None))[:2] != stamps.get(p))
+        products = [p for p in changed if p.startswith("products/")]
+        logs = [p for p in changed if p.startswith("lineage/") and p.endswith(".jsonl")]
+        if not changed or len(products) + len(logs) != len(changed) or any(p not in stamps for p in changed):
             return False
-        by_file = dict(con.execute("SELECT file, ref FROM products").fetchall())
-        team_ids = {t for (t,) in con.execute("SELECT id FROM teams").fetchall()}
-
-        def indexed(domain: str, product_id: str) -> DataProduct | None:
-            """An indexed product, read only when a changed product refers to it."""
-            row = con.execute("SELECT document FROM products WHERE domain = ? AND id = ?", [domain, product_id]).fetchone()
-            return DataProduct.model_validate_json(row[0]) if row else None
-
-        found = workspace.load_products(changed, indexed, team_ids)
+        found = _changed_products(workspace, con, products) if products else {}
         if found is None:
             return False
-        for relative, product in found.items():
-            before_ref = by_file.get(relative)
-            before = indexed(product.domain, product.id)
-            if before_ref is None:
-                if before is not None:
-                    return False  # a second file for an existing product: the full load reports it
-                continue
-            if before_ref != str(product.ref) or not _keeps(before, product):
+        digests = {p: digest for p, (_, _, digest) in old.items() if p in stamps}
+        events: dict[str, LineageEvent] = {}
+        for relative in logs:
+            appended = _appended_events(workspace, relative, old.get(relative), stamps[relative][0])
+            if appended is None:
                 return False
+            digests[relative], batch = appended
+            events.update((e.event_id, e) for e in batch)
+        known = {i for (i,) in con.execute("SELECT event_id FROM lineage_events WHERE list_contains($ids, event_id)",
+                                           {"ids": list(events)}).fetchall()} if events else set()
+        events = {i: e for i, e in events.items() if i not in known}
+        versions = _appended_versions(con, list(events.values()))
+        if versions is None:
+            return False
     try:
-        _apply_products(previous, path, found, workspace_fingerprint, stamps)
+        _apply_changes(previous, path, found, list(events.values()), versions, workspace_fingerprint, stamps, digests)
     except (duckdb.Error, OSError):
         # The previous index is untouched (the copy is dropped), or another process removed it: build
         # this one whole instead.
@@ -427,26 +443,118 @@ def update_index(workspace: Workspace, previous: Path, path: Path, workspace_fin
     return True
 
 
-def _apply_products(previous: Path, path: Path, found: dict[str, DataProduct], workspace_fingerprint: str,
-                    stamps: dict[str, tuple[int, int]]) -> None:
-    """Replace the rows of these products in a copy of the previous index, then give the copy its name."""
+def _changed_products(workspace: Workspace, con: duckdb.DuckDBPyConnection, changed: list[str]) -> dict[str, DataProduct] | None:
+    """The changed product files, read and checked against the indexed products; None when only a full
+    build gives the right index."""
+    by_file = dict(con.execute("SELECT file, ref FROM products").fetchall())
+    team_ids = {t for (t,) in con.execute("SELECT id FROM teams").fetchall()}
+
+    def indexed(domain: str, product_id: str) -> DataProduct | None:
+        """An indexed product, read only when a changed product refers to it."""
+        row = con.execute("SELECT document FROM products WHERE domain = ? AND id = ?", [domain, product_id]).fetchone()
+        return DataProduct.model_validate_json(row[0]) if row else None
+
+    found = workspace.load_products(changed, indexed, team_ids)
+    if found is None:
+        return None
+    for relative, product in found.items():
+        before_ref = by_file.get(relative)
+        before = indexed(product.domain, product.id)
+        if before_ref is None:
+            if before is not None:
+                return None  # a second file for an existing product: the full load reports it
+            continue
+        if before_ref != str(product.ref) or not _keeps(before, product):
+            return None
+    return found
+
+
+def _appended_events(workspace: Workspace, relative: str, old: tuple[int, int, str | None] | None,
+                     size: int) -> tuple[str, list[LineageEvent]] | None:
+    """(digest of the log now, the events after what the index read of it), when the log only grew by
+    whole lines of valid events; None otherwise."""
+    try:
+        with (workspace.root / relative).open("rb") as handle:
+            data = handle.read(size)
+    except OSError:
+        return None
+    start = 0
+    if old is not None:
+        old_size, _, old_digest = old
+        if old_digest is None or len(data) <= old_size or hashlib.sha256(data[:old_size]).hexdigest() != old_digest \
+                or (old_size and data[old_size - 1:old_size] != b"\n"):
+            return None
+        start = old_size
+    if len(data) != size or not data.endswith(b"\n"):
+        return None  # a torn last line: the full load decides what to make of it
+    try:
+        tail = data[start:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    events = []
+    for number, raw in enumerate(tail.splitlines(), start=data[:start].count(b"\n") + 1):
+        if raw.strip():
+            event, problems = parse_event_line(raw, relative, number)
+            if problems or event is None:
+                return None
+            events.append(event)
+    return hashlib.sha256(data).hexdigest(), events
+
+
+def _appended_versions(con: duckdb.DuckDBPyConnection, events: list[LineageEvent]) -> list[tuple] | None:
+    """The schema versions new events add, continuing from each dataset's newest indexed schema; None
+    when one of them is not later than that (a full build orders all events by time)."""
+    named = {(d.namespace, d.name) for e in events for d in [*e.inputs, *e.outputs, *([e.dataset] if e.dataset else [])]
+             if output_schema(d)}
+    if not named:
+        return []
+    last, newest = {}, {}
+    for namespace, name, fields, when in con.execute(
+            """SELECT v.namespace, v.name, arg_max(v.fields, v.event_time), max(v.event_time) FROM schema_versions v
+               JOIN (SELECT unnest($ns) AS ns, unnest($name) AS name) f ON v.namespace = f.ns AND v.name = f.name
+               GROUP BY ALL""", {"ns": [n[0] for n in named], "name": [n[1] for n in named]}).fetchall():
+        last[(namespace, name)], newest[(namespace, name)] = json.loads(fields), when
+    for event in events:
+        for dataset in [*event.inputs, *event.outputs, *([event.dataset] if event.dataset else [])]:
+            when = newest.get((dataset.namespace, dataset.name))
+            if output_schema(dataset) and when is not None and event.eventTime <= when:
+                return None
+    return schema_versions(events, last)
+
+
+def _apply_changes(previous: Path, path: Path, found: dict[str, DataProduct], events: list[LineageEvent],
+                   versions: list[tuple], workspace_fingerprint: str, stamps: dict[str, tuple[int, int]],
+                   digests: dict[str, str | None]) -> None:
+    """Replace the rows of changed products and add the new events' rows, in a copy of the previous
+    index, then give the copy its name."""
     products = list(found.values())
     refs = [str(p.ref) for p in products]
     with files.replaced_atomically(path) as tmp:
         shutil.copyfile(previous, tmp)
         with duckdb.connect(str(tmp)) as con:
             con.execute("BEGIN")
-            for table, key in (("columns", "dataset_ref"), ("checks", "dataset_ref"), ("foreign_keys", "dataset_ref")):
-                con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT ref FROM datasets WHERE list_contains(?, product_ref))",
-                            [refs])
-            con.execute("DELETE FROM datasets WHERE list_contains(?, product_ref)", [refs])
-            con.execute("DELETE FROM products WHERE list_contains(?, ref)", [refs])
-            known = {r for (r,) in con.execute("SELECT ref FROM datasets").fetchall()}
-            for table, rows in _product_rows(products, {str(p.ref): f for f, p in found.items()}).items():
-                _insert(con, table, rows)
-            known |= {str(p.dataset_ref(d.name)) for p in products for d in p.datasets}
-            _insert(con, "foreign_keys", foreign_keys(products, known))
-            _finish(con, workspace_fingerprint, stamps)
+            if products:
+                for table, key in (("columns", "dataset_ref"), ("checks", "dataset_ref"), ("foreign_keys", "dataset_ref")):
+                    con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT ref FROM datasets WHERE list_contains(?, product_ref))",
+                                [refs])
+                con.execute("DELETE FROM datasets WHERE list_contains(?, product_ref)", [refs])
+                con.execute("DELETE FROM products WHERE list_contains(?, ref)", [refs])
+                known = {r for (r,) in con.execute("SELECT ref FROM datasets").fetchall()}
+                for table, rows in _product_rows(products, {str(p.ref): f for f, p in found.items()}).items():
+                    _insert(con, table, rows)
+                known |= {str(p.dataset_ref(d.name)) for p in products for d in p.datasets}
+                _insert(con, "foreign_keys", foreign_keys(products, known))
+            if events:
+                rows = _event_rows(events)
+                _insert(con, "lineage_events", rows["lineage_events"])
+                for table in ("dataset_edges", "column_edges"):
+                    # Edges are a set: only those no earlier event gave.
+                    con.execute(f"CREATE TEMP TABLE new_{table} AS SELECT * FROM {table} LIMIT 0")
+                    _insert(con, f"new_{table}", rows[table])
+                    con.execute(f"INSERT INTO {table} SELECT * FROM new_{table} EXCEPT SELECT * FROM {table}")
+                    con.execute(f"DROP TABLE new_{table}")
+                _insert(con, "schema_versions", versions)
+            _finish(con, workspace_fingerprint, stamps, digests)
             con.execute("COMMIT")
 
 
@@ -511,21 +619,26 @@ def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
         for i in mesh.incidents
     ])
     events = {e.event_id: e for e in mesh.events}
-    _insert(con, "lineage_events", [
-        (eid, e.kind, e.eventType.value if e.eventType else None, e.eventTime, str(e.run.runId) if e.run else None,
-         f"{e.job.namespace}/{e.job.name}" if e.job else None, json.dumps(e.to_json()))
-        for eid, e in events.items()
-    ])
-    _insert(con, "dataset_edges", sorted({
-        (x.source_namespace, x.source_name, x.target_namespace, x.target_name, x.job)
-        for e in events.values() for x in dataset_edges(e)
-    }, key=str))
+    for table, rows in _event_rows(list(events.values())).items():
+        _insert(con, table, rows)
     _insert(con, "schema_versions", schema_versions(events.values()))
-    _insert(con, "column_edges", sorted({
-        (x.source_namespace, x.source_name, x.source_field, x.target_namespace, x.target_name, x.target_field,
-         x.transformation_type, x.transformation_subtype, x.description, x.job)
-        for e in events.values() for x in column_edges(e)
-    }, key=str))
+
+
+def _event_rows(events: list[LineageEvent]) -> dict[str, list[tuple]]:
+    """The rows of lineage_events, dataset_edges and column_edges for these events (edges as sets)."""
+    return {
+        "lineage_events": [
+            (e.event_id, e.kind, e.eventType.value if e.eventType else None, e.eventTime,
+             str(e.run.runId) if e.run else None, f"{e.job.namespace}/{e.job.name}" if e.job else None,
+             json.dumps(e.to_json()))
+            for e in events],
+        "dataset_edges": sorted({(x.source_namespace, x.source_name, x.target_namespace, x.target_name, x.job)
+                                 for e in events for x in dataset_edges(e)}, key=str),
+        "column_edges": sorted({
+            (x.source_namespace, x.source_name, x.source_field, x.target_namespace, x.target_name, x.target_field,
+             x.transformation_type, x.transformation_subtype, x.description, x.job)
+            for e in events for x in column_edges(e)}, key=str),
+    }
 
 
 def foreign_keys(products: list[DataProduct], known: set[str] | None = None) -> list[tuple[str, str, str, str]]:

@@ -140,7 +140,7 @@ class LineageGraph:
                 JOIN (SELECT unnest($ns) AS ns, unnest($name) AS name, unnest($field) AS field,
                              unnest(range(len($ns))) AS i) f
                   ON e.{mine}_namespace = f.ns AND e.{mine}_name = f.name AND e.{mine}_field = f.field
-                ORDER BY e.rowid""", frontier).fetchall()
+                ORDER BY ALL""", frontier).fetchall()
         found: dict[ColumnKey, list[_Edge]] = {}
         for s_ns, s_name, s_field, t_ns, t_name, t_field, kind, subtype, _, job, i in rows:
             target_dataset = self._key(t_ns, t_name)
@@ -155,7 +155,7 @@ class LineageGraph:
             f"""SELECT e.{other}_namespace, e.{other}_name, f.i FROM dataset_edges e
                 JOIN (SELECT unnest($ns) AS ns, unnest($name) AS name, unnest(range(len($ns))) AS i) f
                   ON e.{mine}_namespace = f.ns AND e.{mine}_name = f.name
-                ORDER BY e.rowid""", self._frontier(keys)).fetchall()
+                ORDER BY ALL""", self._frontier(keys)).fetchall()
         found: dict[str, list[str]] = {}
         for namespace, name, i in rows:
             neighbours = found.setdefault(keys[i], [])
@@ -165,9 +165,10 @@ class LineageGraph:
         return found
 
     def _mesh_refs(self, keys: list[str]) -> dict[str, str]:
-        # The last catalog dataset of that name whose namespace matches (or that has none).
+        # The catalog dataset of that name whose namespace matches (or that has none); of several, the
+        # last by reference (row order changes with incremental updates, the answer must not).
         rows = self._con.execute(
-            """SELECT f.i, arg_max(d.ref, d.rowid) FROM datasets d
+            """SELECT f.i, max(d.ref) FROM datasets d
                JOIN (SELECT unnest($ns) AS ns, unnest($name) AS name, unnest(range(len($ns))) AS i) f
                  ON d.qualified_name = f.name AND (d.namespace IS NULL OR d.namespace = f.ns)
                GROUP BY f.i""", self._frontier(keys)).fetchall()
@@ -179,15 +180,15 @@ class LineageGraph:
                 "SELECT ref, qualified_name, namespace FROM datasets WHERE list_contains($refs, ref)",
                 {"refs": refs}).fetchall():
             if namespace is None:
-                # As events name it: the namespace of the first edge naming it, if any.
+                # As events name it: the (first, alphabetically) namespace of the edges naming it, if any.
                 row = self._con.execute(
-                    """SELECT ns FROM (
-                         SELECT source_namespace AS ns, 0 AS t, rowid * 2 AS o FROM column_edges WHERE source_name = $n
-                         UNION ALL SELECT target_namespace, 0, rowid * 2 + 1 FROM column_edges WHERE target_name = $n
-                         UNION ALL SELECT source_namespace, 1, rowid * 2 FROM dataset_edges WHERE source_name = $n
-                         UNION ALL SELECT target_namespace, 1, rowid * 2 + 1 FROM dataset_edges WHERE target_name = $n)
-                       ORDER BY t, o LIMIT 1""", {"n": name}).fetchone()
-                namespace = row[0] if row else None
+                    """SELECT min(ns) FROM (
+                         SELECT source_namespace AS ns FROM column_edges WHERE source_name = $n
+                         UNION ALL SELECT target_namespace FROM column_edges WHERE target_name = $n
+                         UNION ALL SELECT source_namespace FROM dataset_edges WHERE source_name = $n
+                         UNION ALL SELECT target_namespace FROM dataset_edges WHERE target_name = $n)""",
+                    {"n": name}).fetchone()
+                namespace = row[0]
             found[ref] = self._key(namespace, name)
         return found
 
