@@ -20,7 +20,13 @@ import duckdb
 
 from meshpilot.errors import NotFoundError
 from meshpilot.mesh import files
-from meshpilot.mesh.lineage import LineageEvent, column_edges, dataset_edges, output_schema, schema_versions
+from meshpilot.mesh.lineage import (
+    LineageEvent,
+    column_edges,
+    dataset_edges,
+    output_schema,
+    schema_versions,
+)
 from meshpilot.mesh.model import DataProduct, MeshRef
 from meshpilot.mesh.workspace import Mesh, Workspace, parse_event_line
 
