@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meshpilot.tools.search_index import B, K1, SparseIndex, Tokenizer
+from meshpilot.tools.search_index import K1, B, SparseIndex
+from meshpilot.tools.tokens import Tokenizer
 
 
 def test_names_are_split_the_way_schemas_write_them() -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from meshpilot.mesh.model import Column, Dataset
-from meshpilot.tools.search_index import Tokenizer
+from meshpilot.tools.tokens import Tokenizer
 
 NUMERIC = ("INT", "DECIMAL", "DOUBLE", "FLOAT", "REAL", "NUMERIC", "BIGINT", "HUGEINT", "SMALLINT")
 DATES = ("DATE", "TIMESTAMP")

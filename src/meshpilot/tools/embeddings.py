@@ -31,7 +31,7 @@ class HashingEmbedder:
     """Character 3- and 4-grams of each word, hashed into a fixed number of signed buckets."""
 
     def __init__(self, dim: int = 256):
-        from meshpilot.tools.search_index import Tokenizer
+        from meshpilot.tools.tokens import Tokenizer
 
         self.dim = dim
         self.name = f"hashing-{dim}"

@@ -91,7 +91,7 @@ class Triage:
     checks: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     incidents: list[dict[str, Any]] = field(default_factory=list)
     teams: dict[str, dict[str, Any]] = field(default_factory=dict)
-    products: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # ref -> document
+    products: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # ref -> owner, contract, consumers, slos
     dataset_rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # ref -> datasets row
 
     @classmethod
@@ -128,10 +128,14 @@ class Triage:
         for team in store._rows("SELECT * FROM teams"):
             team["members"] = store._rows("SELECT name, email, role FROM team_members WHERE team_id = ?", [team["id"]])
             self.teams[team["id"]] = team
-        # Product documents are large and a triage reads those it reaches: read them then, in one batch.
+        # Product documents are large and a triage reads a few fields of those it reaches: read them then,
+        # in one batch, and only those fields.
         reader = store.cursor()
-        self.products = BatchLookup(lambda refs: {ref: json.loads(document) for ref, document in reader.execute(
-            "SELECT ref, document FROM products WHERE list_contains($refs, ref)", {"refs": refs}).fetchall()}, missing={})
+        self.products = BatchLookup(lambda refs: {ref: {
+            "owner": owner, "contract": contract, "consumers": json.loads(consumers or "[]"), "slos": json.loads(slos or "[]")}
+            for ref, owner, contract, consumers, slos in reader.execute(
+                "SELECT ref, owner, contract, json_extract(document, '$.consumers'), json_extract(document, '$.slos') "
+                "FROM products WHERE list_contains($refs, ref)", {"refs": refs}).fetchall()}, missing={})
         for row in store._rows("SELECT * FROM datasets"):
             self.dataset_rows[row["ref"]] = row
             if row["qualified_name"]:
@@ -351,13 +355,15 @@ class Triage:
         return owners
 
     def _similar(self, incident: dict[str, Any] | None, dataset: str, check_key: tuple[str, str] | None) -> list[dict[str, Any]]:
-        from meshpilot.tools.search_index import Tokenizer
+        from meshpilot.tools.tokens import Tokenizer
 
+        past = [i for i in self.incidents if not incident or i["id"] != incident["id"]]
+        if not past:
+            return []
         tokenize = Tokenizer()
         query = set(tokenize(" ".join(filter(None, [incident and incident["title"], incident and incident["summary"],
                                                      check_key and check_key[1].replace("_", " "), dataset]))))
-        past = [i for i in self.incidents if not incident or i["id"] != incident["id"]]
-        if not past or not query:
+        if not query:
             return []
         documents = [set(tokenize(" ".join(filter(None, [i["title"], i["summary"], i["root_cause"]])))) for i in past]
         df = defaultdict(int)

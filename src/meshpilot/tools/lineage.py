@@ -202,11 +202,11 @@ class LineageGraph:
 
     def _products(self, refs: list[str]) -> dict[str, dict[str, Any]]:
         found = {}
-        for ref, owner, document in self._con.execute(
-                "SELECT ref, owner, document FROM products WHERE list_contains($refs, ref)", {"refs": refs}).fetchall():
-            document = json.loads(document)
-            found[ref] = {"owner": owner, "consumers": [c["name"] for c in document.get("consumers", [])],
-                          "contract": document.get("contract")}
+        for ref, owner, contract, consumers in self._con.execute(
+                "SELECT ref, owner, contract, json_extract(document, '$.consumers') FROM products "
+                "WHERE list_contains($refs, ref)", {"refs": refs}).fetchall():
+            found[ref] = {"owner": owner, "consumers": [c["name"] for c in json.loads(consumers or "[]")],
+                          "contract": contract}
         return found
 
     # --- naming --------------------------------------------------------------------------------------
