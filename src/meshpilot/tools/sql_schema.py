@@ -65,6 +65,10 @@ class SqlSchema:
     def names(self) -> list[str]:
         return [t.name for t in self.tables]
 
+    def similar_names(self, name: str) -> list[str]:
+        """Names (qualified, and their last parts) to suggest for a table name that is not in the catalog."""
+        return self.names() + [n.rsplit(".", 1)[-1] for n in self.names()]
+
     def relation_set(self, caller: AccessPolicy):
         """What the engine lets `caller` read (tools/sql_engines.RelationSet), computed once per caller."""
         from meshpilot.tools.sql_engines import RelationSet
@@ -159,3 +163,12 @@ class IndexedSqlSchema(SqlSchema):
 
     def names(self) -> list[str]:
         return [name for (name,) in self._con.execute("SELECT qualified_name FROM datasets ORDER BY ref").fetchall()]
+
+    def similar_names(self, name: str) -> list[str]:
+        # Ranked in the engine: difflib over 100k names took seconds; the caller picks among these.
+        rows = self._con.execute(
+            """WITH names AS (SELECT qualified_name AS n FROM datasets
+                              UNION SELECT split_part(qualified_name, '.', -1) FROM datasets)
+               SELECT n FROM names ORDER BY jaro_winkler_similarity(lower(n), lower($name)) DESC, n LIMIT 20""",
+            {"name": name}).fetchall()
+        return [n for (n,) in rows]

@@ -256,7 +256,7 @@ class _Validator:
             elif (node.db or "").lower() in _SYSTEM_SCHEMAS or (node.catalog or "").lower() in _SYSTEM_SCHEMAS:
                 self.problem("outside", f"'{name}' is the engine's own catalog; only catalog tables may be queried", node)
             else:
-                close = _closest(name, self.schema.names() + [n.rsplit(".", 1)[-1] for n in self.schema.names()])
+                close = _closest(name, self.schema.similar_names(name))
                 self.problem("table", f"no table '{name}' in the catalog", node, close)
             return None
         if self.caller is not None:
