@@ -125,14 +125,14 @@ def test_incremental_update_gives_what_a_full_build_gives(demo_workspace: Worksp
     demo_workspace.load()  # the change itself is valid
     after = store.index_path(demo_workspace, store.fingerprint(demo_workspace))
     updated = store.update_index(demo_workspace, index, after, store.fingerprint(demo_workspace),
-                                 store.source_stamps(demo_workspace))
+                                 demo_workspace.source_stamps())
     assert updated is (change != "teams too")
     with MeshStore.open(demo_workspace) as opened:
         assert opened.fingerprint == store.fingerprint(demo_workspace)
     incremental = _tables(after)
     full = tmp_path / "full.duckdb"
     store.build_index(demo_workspace.load(), full, store.fingerprint(demo_workspace),
-                      store.source_stamps(demo_workspace), demo_workspace.root)
+                      demo_workspace.source_stamps(), demo_workspace.root)
     assert incremental == _tables(full)
 
 
@@ -198,7 +198,7 @@ def test_lineage_events_appended_are_indexed_without_a_rebuild(demo_workspace: W
         changes = opened.con.execute("SELECT change FROM schema_versions WHERE change IS NOT NULL").fetchall()
     monkeypatch.undo()
     full = tmp_path / "full.duckdb"
-    store.build_index(demo_workspace.load(), full, store.fingerprint(demo_workspace), store.source_stamps(demo_workspace),
+    store.build_index(demo_workspace.load(), full, store.fingerprint(demo_workspace), demo_workspace.source_stamps(),
                       demo_workspace.root)
     assert incremental == _tables(full)
     assert any("amount" in c for (c,) in changes)  # the retyped column, found in the appended events
@@ -228,6 +228,6 @@ def test_what_appending_cannot_express_rebuilds_the_index_whole(demo_workspace: 
     else:
         log.write_text(text + '{"eventTime": "soon"}\n')
     updated = store.update_index(demo_workspace, before, tmp := before.with_name("next.duckdb"),
-                                 store.fingerprint(demo_workspace), store.source_stamps(demo_workspace))
+                                 store.fingerprint(demo_workspace), demo_workspace.source_stamps())
     assert updated is False
     assert not tmp.exists()

@@ -73,6 +73,11 @@ class LineageEvent(_Open):
         return self
 
     @property
+    def datasets(self) -> list[LineageDataset]:
+        """Every dataset the event names: inputs, outputs, and a DatasetEvent's dataset."""
+        return [*self.inputs, *self.outputs, *([self.dataset] if self.dataset else [])]
+
+    @property
     def kind(self) -> str:
         if self.run is not None:
             return "run"
@@ -170,7 +175,7 @@ def schema_versions(events: Iterable[LineageEvent], last: dict[tuple[str, str], 
     versions = []
     for event in sorted(events, key=lambda e: (e.eventTime, e.event_id)):
         job = f"{event.job.namespace}/{event.job.name}" if event.job else None
-        for dataset in [*event.inputs, *event.outputs, *([event.dataset] if event.dataset else [])]:
+        for dataset in event.datasets:
             fields = output_schema(dataset)
             if not fields:
                 continue
@@ -179,12 +184,12 @@ def schema_versions(events: Iterable[LineageEvent], last: dict[tuple[str, str], 
             before = last.get(key)
             if before != current:
                 versions.append((*key, event.eventTime, job, json.dumps(current),
-                                 None if before is None else describe_schema_change(before, current)))
+                                 None if before is None else _describe_schema_change(before, current)))
                 last[key] = current
     return versions
 
 
-def describe_schema_change(before: dict[str, str], after: dict[str, str]) -> str:
+def _describe_schema_change(before: dict[str, str], after: dict[str, str]) -> str:
     parts = [f"removed {n}" for n in before if n not in after] + [f"added {n}" for n in after if n not in before]
     parts += [f"{n}: {before[n]} -> {after[n]}" for n in before if n in after and before[n] != after[n]]
     return ", ".join(parts)

@@ -78,14 +78,9 @@ CREATE TABLE column_edges (source_namespace VARCHAR, source_name VARCHAR, source
 """
 
 
-def source_stamps(workspace: Workspace) -> dict[str, tuple[int, int]]:
-    """Each source file's (size, modification time), by workspace-relative path."""
-    return workspace.source_stamps()
-
-
 def fingerprint(workspace: Workspace, stamps: dict[str, tuple[int, int]] | None = None) -> str:
     digest = hashlib.sha256(SCHEMA_VERSION.encode())
-    for relative, (size, mtime) in sorted((stamps or source_stamps(workspace)).items()):
+    for relative, (size, mtime) in sorted((stamps or workspace.source_stamps()).items()):
         digest.update(f"{relative}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()
 
@@ -143,7 +138,7 @@ class MeshStore:
     def open(cls, workspace: Workspace) -> MeshStore:
         """Open the index read-only, building it first if the workspace's files have changed (only the
         changed products when that gives the same index)."""
-        stamps = source_stamps(workspace)
+        stamps = workspace.source_stamps()
         wanted = fingerprint(workspace, stamps)
         path = index_path(workspace, wanted)
         cursor = _cursor(path) if path.exists() else None
@@ -349,7 +344,7 @@ def _check_scope(scope: str) -> None:
 def index_loaded(workspace: Workspace, mesh: Mesh) -> None:
     """Index a mesh just loaded and validated from the workspace's files as they are now (an import
     has it in hand): the next command then finds its index built, without parsing every file again."""
-    stamps = source_stamps(workspace)
+    stamps = workspace.source_stamps()
     wanted = fingerprint(workspace, stamps)
     path = index_path(workspace, wanted)
     if not path.exists():
@@ -510,8 +505,7 @@ def _appended_events(workspace: Workspace, relative: str, old: tuple[int, int, s
 def _appended_versions(con: duckdb.DuckDBPyConnection, events: list[LineageEvent]) -> list[tuple] | None:
     """The schema versions new events add, continuing from each dataset's newest indexed schema; None
     when one of them is not later than that (a full build orders all events by time)."""
-    named = {(d.namespace, d.name) for e in events for d in [*e.inputs, *e.outputs, *([e.dataset] if e.dataset else [])]
-             if output_schema(d)}
+    named = {(d.namespace, d.name) for e in events for d in e.datasets if output_schema(d)}
     if not named:
         return []
     last, newest = {}, {}
@@ -521,7 +515,7 @@ def _appended_versions(con: duckdb.DuckDBPyConnection, events: list[LineageEvent
                GROUP BY ALL""", {"ns": [n[0] for n in named], "name": [n[1] for n in named]}).fetchall():
         last[(namespace, name)], newest[(namespace, name)] = json.loads(fields), when
     for event in events:
-        for dataset in [*event.inputs, *event.outputs, *([event.dataset] if event.dataset else [])]:
+        for dataset in event.datasets:
             when = newest.get((dataset.namespace, dataset.name))
             if output_schema(dataset) and when is not None and event.eventTime <= when:
                 return None

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel
@@ -130,12 +131,7 @@ class Triage:
             self.teams[team["id"]] = team
         # Product documents are large and a triage reads a few fields of those it reaches: read them then,
         # in one batch, and only those fields.
-        reader = store.cursor()
-        self.products = BatchLookup(lambda refs: {ref: {
-            "owner": owner, "contract": contract, "consumers": json.loads(consumers or "[]"), "slos": json.loads(slos or "[]")}
-            for ref, owner, contract, consumers, slos in reader.execute(
-                "SELECT ref, owner, contract, json_extract(document, '$.consumers'), json_extract(document, '$.slos') "
-                "FROM products WHERE list_contains($refs, ref)", {"refs": refs}).fetchall()}, missing={})
+        self.products = BatchLookup(partial(_product_fields, store.cursor()), missing={})
         for row in store._rows("SELECT * FROM datasets"):
             self.dataset_rows[row["ref"]] = row
             if row["qualified_name"]:
@@ -380,6 +376,15 @@ class Triage:
         scored.sort(key=lambda s: -s[0])
         return [{"id": i["id"], "title": i["title"], "status": i["status"], "root_cause": i["root_cause"],
                  "score": round(s, 2)} for s, i in scored[:3]]
+
+
+def _product_fields(con: Any, refs: list[str]) -> dict[str, dict[str, Any]]:
+    """Owner, contract, consumers and SLOs of these products."""
+    rows = con.execute("SELECT ref, owner, contract, json_extract(document, '$.consumers'), "
+                       "json_extract(document, '$.slos') FROM products WHERE list_contains($refs, ref)",
+                       {"refs": refs}).fetchall()
+    return {ref: {"owner": owner, "contract": contract, "consumers": json.loads(consumers or "[]"),
+                  "slos": json.loads(slos or "[]")} for ref, owner, contract, consumers, slos in rows}
 
 
 def _streak(rows: list[dict[str, Any]]) -> tuple[datetime | None, int]:

@@ -11,7 +11,6 @@ inner-product index; a document's cosine similarity (weighted) is added to its B
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from meshpilot.mesh.files import collection_paused
 from meshpilot.tools.tokens import Tokenizer
 
 NAME_WEIGHT = 3  # a word in a name counts three times a word in a description
@@ -362,15 +362,8 @@ class CatalogIndex:
         for ref in removed + [ref for ref, _, _ in changed if ref in self.rows_of_product]:
             self._remove(ref)
         if changed:
-            # Millions of small objects, none cyclic: the cycle collector would only rescan them.
-            gc_was_enabled = gc.isenabled()
-            gc.disable()
-            try:
-                with self.tokenizer.batch():
-                    self._add([(ref, digest, make()) for ref, digest, make in changed])
-            finally:
-                if gc_was_enabled:
-                    gc.enable()
+            with collection_paused(), self.tokenizer.batch():
+                self._add([(ref, digest, make()) for ref, digest, make in changed])
         embedded = self._embed_missing() if changed or self.embedder is not None else 0
         return {"products_changed": len(changed), "products_removed": len(removed), "embedded": embedded}
 

@@ -60,7 +60,7 @@ def test_the_import_leaves_the_index_a_full_build_gives(empty_workspace: Workspa
     built_by_import = store.index_path(empty_workspace, fingerprint)
     assert built_by_import.exists()  # the next command finds it
     full = tmp_path / "full.duckdb"
-    store.build_index(empty_workspace.load(), full, fingerprint, store.source_stamps(empty_workspace), empty_workspace.root)
+    store.build_index(empty_workspace.load(), full, fingerprint, empty_workspace.source_stamps(), empty_workspace.root)
     assert _tables(built_by_import) == _tables(full)
 
 
