@@ -81,6 +81,14 @@ def test_a_domain_restricted_role_reads_nothing_of_other_domains(shared_demo: Wo
         assert not (outcome.ok and outcome.result.get("ok", True)), f"{tool} accepted: {query}"
 
 
+def test_a_misspelt_table_is_never_answered_with_a_table_the_role_may_not_read(shared_demo: Workspace) -> None:
+    guard = Policy.load(shared_demo).sql_guard(Caller("commerce-analyst"))
+    hidden = sql.validate("SELECT count(*) FROM customer_profil", caller=guard, workspace=shared_demo)
+    assert not hidden.ok and "customer_profile" not in json.dumps(hidden.model_dump())
+    visible = sql.validate("SELECT count(*) FROM ordrs", caller=guard, workspace=shared_demo)
+    assert "orders" in json.dumps(visible.model_dump())
+
+
 def test_the_engine_holds_only_the_roles_relations(shared_demo: Workspace) -> None:
     """Past the validator, the engine itself has no PII column and no other domain for the role."""
     policy, schema = Policy.load(shared_demo), sql.workspace_schema(shared_demo)

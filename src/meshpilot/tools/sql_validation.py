@@ -246,6 +246,11 @@ class _Validator:
                 found.append((node, table))
         return found
 
+    def _may_see(self, name: str) -> bool:
+        """Whether a suggestion may name this table: never one the caller may not read."""
+        table = self.schema.find(name)
+        return table is not None and (self.caller is None or self.caller.check_table(table) is None)
+
     def _table(self, node: exp.Table) -> Table | None:
         name = ".".join(p for p in (node.catalog, node.db, node.name) if p)
         table = self.schema.find(name)
@@ -256,7 +261,7 @@ class _Validator:
             elif (node.db or "").lower() in _SYSTEM_SCHEMAS or (node.catalog or "").lower() in _SYSTEM_SCHEMAS:
                 self.problem("outside", f"'{name}' is the engine's own catalog; only catalog tables may be queried", node)
             else:
-                close = _closest(name, self.schema.similar_names(name))
+                close = _closest(name, [n for n in self.schema.similar_names(name) if self._may_see(n)])
                 self.problem("table", f"no table '{name}' in the catalog", node, close)
             return None
         if self.caller is not None:
