@@ -91,6 +91,29 @@ def test_a_malformed_export_is_rejected_and_nothing_changes(demo_workspace: Work
     assert _snapshot(demo_workspace.root) == before
 
 
+def test_columns_are_read_as_openmetadata_writes_them(empty_workspace: Workspace, tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(shared(EXPORT), export)
+    tables = json.loads((export / "datasets" / "tables.json").read_text())
+    columns = tables["tables"][0]["columns"]
+    # A name with a reserved word, as OpenMetadata stores "::", and a field a newer OpenMetadata added.
+    columns[0].update(name="geo__reserved__colon__zip", futureField={"nested": True})
+    (export / "datasets" / "tables.json").write_text(json.dumps(tables))
+    openmetadata.import_export(empty_workspace, export)
+    with MeshStore.open(empty_workspace) as store:
+        names = store.con.execute("SELECT name FROM columns").fetchall()
+    assert ("geo::zip",) in names
+
+    del columns[1]["name"]
+    columns[2]["constraint"] = "SOMETIMES"
+    (export / "datasets" / "tables.json").write_text(json.dumps(tables))
+    with pytest.raises(ImportRejectedError) as info:
+        openmetadata.import_export(empty_workspace, export)
+    problems = [str(p) for p in info.value.problems]
+    assert any("table 1" in p and "columns.1.name" in p for p in problems), problems
+    assert any("columns.2.constraint" in p for p in problems), problems
+
+
 def test_an_export_with_broken_json_names_the_line(empty_workspace: Workspace, tmp_path: Path) -> None:
     (tmp_path / "datasets").mkdir()
     (tmp_path / "datasets" / "tables.json").write_text('{"tables": [\n  {"name": "a",}\n]}')

@@ -1,8 +1,9 @@
 """Import from OpenMetadata: an export folder (the `sample_data` layout) or a live server.
 
 Both read through openmetadata-ingestion's generated entity models, so what we accept is what
-OpenMetadata itself accepts. That package takes seconds to import: it is imported here, lazily, and
-nowhere else.
+OpenMetadata itself accepts. That package is imported here, lazily, and nowhere else: its package
+`__init__` wires the whole ingestion framework (profiler metrics, secrets managers, source loaders)
+and takes 5-6 s, which an export does not need (see `_models`).
 
 Mapping: each database schema becomes a data product (domain: the `--domain` option, else the
 service name), each table a dataset, each test case a quality check with its results, each lineage
@@ -13,12 +14,17 @@ OpenMetadata's own sample loader dates them); importing the same export twice ch
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from typing_extensions import Required, TypedDict  # pydantic needs this TypedDict before Python 3.12
 
 from meshpilot.errors import ConnectorError, ImportRejectedError, Problem
 from meshpilot.mesh.connectors.base import ImportBatch, apply_batch, read_json
@@ -56,7 +62,7 @@ class _Table:
     schema_fqn: str
     schema_description: str | None
     description: str | None
-    columns: list[Any]  # metadata.generated.schema.entity.data.table.Column
+    columns: list[dict[str, Any]]  # as `_columns_adapter` validates them
     primary_key: list[str]
     updated_at_ms: int | None
     row_count: int | None
@@ -84,6 +90,34 @@ class _Catalog:
     users: list[tuple[str, str | None, list[str]]] = field(default_factory=list)  # display name, email, team names
 
 
+def _models() -> None:
+    """Make openmetadata-ingestion's generated models importable without its framework wiring.
+
+    The generated models and the entity-link parser import nothing of what the package `__init__`
+    registers, so the package module is put in place uninitialised (1 s instead of 6-7 s for an
+    export import). `_framework()` runs the real `__init__` when the live client, which does use the
+    wiring, is needed. A package already imported in full is left as it is.
+    """
+    if "metadata" in sys.modules:
+        return
+    spec = importlib.util.find_spec("metadata")
+    if spec is None or spec.loader is None:
+        raise ConnectorError("The OpenMetadata importer needs openmetadata-ingestion.",
+                             hint="Install Meshpilot with the openmetadata extra: uv sync --extra openmetadata")
+    package = importlib.util.module_from_spec(spec)
+    package._meshpilot_uninitialised = spec  # type: ignore[attr-defined]
+    sys.modules["metadata"] = package
+
+
+def _framework() -> None:
+    """openmetadata-ingestion with its package `__init__` run, as its client expects."""
+    _models()
+    package = sys.modules["metadata"]
+    spec = package.__dict__.pop("_meshpilot_uninitialised", None)
+    if spec is not None:
+        spec.loader.exec_module(package)
+
+
 def fqn_part(name: str) -> str:
     """OpenMetadata quotes an FQN part that contains a dot."""
     return f'"{name}"' if "." in name else name
@@ -106,9 +140,40 @@ def _export_root(path: Path) -> Path:
     return found[0]
 
 
+@cache
+def _columns_adapter() -> Any:
+    """Validates a table's columns: the fields the mapping reads, typed as OpenMetadata types them
+    (its own DataType and Constraint enumerations), other fields left alone.
+
+    OpenMetadata's generated Column model would check every field, but through its custom base model
+    each column costs ~50 us (an after-validator per name re-runs its lazy imports): 16 s of a 10k-table
+    import. Ignoring what is not mapped also keeps exports of newer OpenMetadata versions, which add
+    column fields, importable.
+    """
+    _models()
+    from metadata.generated.schema.entity.data.table import Constraint, DataType
+    from metadata.ingestion.models.custom_basemodel_validation import revert_separators
+    from pydantic import AfterValidator, StringConstraints, TypeAdapter
+
+    class Tag(TypedDict):
+        tagFQN: str
+
+    class ExportColumn(TypedDict, total=False):
+        # OpenMetadata stores "::", ">", quotes and line breaks in names as reserved words; its own
+        # models decode them on read, and so do we.
+        name: Required[Annotated[str, StringConstraints(min_length=1), AfterValidator(revert_separators)]]
+        dataType: Required[DataType]
+        dataTypeDisplay: str | None
+        description: str | None
+        constraint: Constraint | None
+        tags: list[Tag] | None
+
+    return TypeAdapter(list[ExportColumn])
+
+
 def read_export(path: Path) -> _Catalog:
-    from metadata.generated.schema.entity.data.table import Column as OMColumn
-    from pydantic import TypeAdapter, ValidationError
+    _models()
+    from pydantic import ValidationError
 
     root = _export_root(path)
     catalog = _Catalog(source=str(root))
@@ -118,7 +183,7 @@ def read_export(path: Path) -> _Catalog:
         raise ImportRejectedError(f"{tables_file} has no 'tables' list.", hint="Is this an OpenMetadata export?")
     schema_doc = _optional_json(root / "datasets" / "database_schema.json") or {}
     service_doc = _optional_json(root / "datasets" / "service.json") or {}
-    columns_adapter = TypeAdapter(list[OMColumn])
+    columns_adapter = _columns_adapter()
     problems: list[Problem] = []
     for index, raw in enumerate(data["tables"]):
         where = f"{tables_file} (table {index + 1}: {raw.get('name', '?') if isinstance(raw, dict) else '?'})"
@@ -231,6 +296,7 @@ def _reference_time(catalog: _Catalog) -> datetime:
 
 
 def read_live(host: str, token: str | None, timeout_s: int = 30) -> _Catalog:
+    _framework()
     from metadata.generated.schema.entity.data.table import Table
     from metadata.generated.schema.entity.services.connections.metadata.openMetadataConnection import (
         OpenMetadataConnection,
@@ -261,7 +327,8 @@ def read_live(host: str, token: str | None, timeout_s: int = 30) -> _Catalog:
             catalog.tables.append(_Table(
                 fqn=fqn, name=table.name.root, service=fqn.split(".")[0], schema_fqn=schema_fqn,
                 schema_description=(schema.description.root if schema and schema.description else None),
-                description=table.description.root if table.description else None, columns=list(table.columns),
+                description=table.description.root if table.description else None, columns=_columns_adapter().validate_python(
+                    [c.model_dump(mode="json", exclude_none=True) for c in table.columns or []]),
                 primary_key=[c for k in table.tableConstraints or [] if k.constraintType.value == "PRIMARY_KEY"
                              for c in k.columns or []],
                 updated_at_ms=table.updatedAt.root if table.updatedAt else None,
@@ -354,14 +421,14 @@ def to_batch(catalog: _Catalog, domain: str | None) -> ImportBatch:
     return batch
 
 
-def _column(column: Any, primary_key: list[str]) -> Column:
-    name = column.name.root
-    tags = [t.tagFQN.root for t in column.tags or []]
+def _column(column: dict[str, Any], primary_key: list[str]) -> Column:
+    name = column["name"]
+    tags = [t["tagFQN"] for t in column.get("tags") or []]
     pii = next((t for t in tags if t.lower().startswith("pii.") and not t.lower().endswith("nonsensitive")), None)
-    constraint = column.constraint.value if column.constraint else None
+    constraint = column["constraint"].value if column.get("constraint") else None
     return Column(
-        name=name, type=column.dataTypeDisplay or column.dataType.value,
-        description=column.description.root if column.description else None,
+        name=name, type=column.get("dataTypeDisplay") or column["dataType"].value,
+        description=column.get("description"),
         nullable=constraint not in ("NOT_NULL", "PRIMARY_KEY") and name not in primary_key,
         primary_key=constraint == "PRIMARY_KEY" or name in primary_key, tags=tags, classification=pii,
     )
