@@ -24,7 +24,10 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from typing_extensions import Required, TypedDict  # pydantic needs this TypedDict before Python 3.12
+from typing_extensions import (  # pydantic needs this TypedDict before Python 3.12
+    Required,
+    TypedDict,
+)
 
 from meshpilot.errors import ConnectorError, ImportRejectedError, Problem
 from meshpilot.mesh.connectors.base import ImportBatch, apply_batch, read_json
@@ -303,7 +306,9 @@ def read_live(host: str, token: str | None, timeout_s: int = 30) -> _Catalog:
     )
     from metadata.generated.schema.entity.teams.team import Team as OMTeam
     from metadata.generated.schema.entity.teams.user import User
-    from metadata.generated.schema.security.client.openMetadataJWTClientConfig import OpenMetadataJWTClientConfig
+    from metadata.generated.schema.security.client.openMetadataJWTClientConfig import (
+        OpenMetadataJWTClientConfig,
+    )
     from metadata.generated.schema.tests.testCase import TestCase
     from metadata.ingestion.ometa.ometa_api import OpenMetadata
 
