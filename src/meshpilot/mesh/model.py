@@ -25,6 +25,13 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 def _encoded(part: str) -> str:
     return part if _UNRESERVED.fullmatch(part) else quote(part, safe="")
+
+
+def column_ref_text(dataset_ref_text: str, column: str) -> str:
+    """`str(MeshRef.parse(dataset_ref_text).with_column(column))`, without building a reference: an index
+    build writes one per column."""
+    return f"{dataset_ref_text}#{_encoded(column)}"
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 Slug = Annotated[str, Field(pattern=NAME_PATTERN, max_length=200)]
 
@@ -197,6 +204,8 @@ class Dataset(Strict):
     @model_validator(mode="after")
     def _names_are_unique(self) -> Dataset:
         for label, names in (("column", [c.name for c in self.columns]), ("check", [c.id for c in self.checks])):
+            if len(set(names)) == len(names):
+                continue
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ValueError(f"duplicate {label} names in dataset '{self.name}': {', '.join(duplicates)}")

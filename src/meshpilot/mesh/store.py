@@ -27,7 +27,7 @@ from meshpilot.mesh.lineage import (
     output_schema,
     schema_versions,
 )
-from meshpilot.mesh.model import DataProduct, MeshRef
+from meshpilot.mesh.model import DataProduct, MeshRef, column_ref_text
 from meshpilot.mesh.workspace import Mesh, Workspace, parse_event_line
 
 INDEX_DIR = "index"
@@ -598,15 +598,15 @@ def _product_rows(products: list[DataProduct], product_files: dict[str, str]) ->
                                  product_files.get(str(p.ref))))
         for port in p.output_ports:
             d = port.dataset
-            ref = p.dataset_ref(d.name)
-            rows["datasets"].append((str(ref), str(p.ref), d.name, d.qualified_name, d.namespace, d.description,
+            ref = str(p.dataset_ref(d.name))
+            rows["datasets"].append((ref, str(p.ref), d.name, d.qualified_name, d.namespace, d.description,
                                      port.name, port.kind.value, port.location, d.row_count, d.last_updated, d.tags))
             rows["columns"] += [
-                (str(ref.with_column(c.name)), str(ref), i, c.name, c.type, c.description, c.nullable, c.primary_key,
+                (column_ref_text(ref, c.name), ref, i, c.name, c.type, c.description, c.nullable, c.primary_key,
                  c.references, c.tags, c.classification)
                 for i, c in enumerate(d.columns, start=1)
             ]
-            rows["checks"] += [(str(ref), c.id, c.kind.value, c.column, c.description, json.dumps(c.params),
+            rows["checks"] += [(ref, c.id, c.kind.value, c.column, c.description, json.dumps(c.params),
                                 c.severity.value) for c in d.checks]
     return rows
 

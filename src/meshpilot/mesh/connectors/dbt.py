@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from meshpilot.errors import ImportRejectedError, Problem
+from meshpilot.mesh import files
 from meshpilot.mesh.connectors.base import ImportBatch, apply_batch, read_json
 from meshpilot.mesh.model import (
     CheckResult,
@@ -231,4 +232,5 @@ def _job_event(node: _Node, manifest: _Manifest, generated_at: str, project: str
 
 
 def import_artifacts(workspace: Workspace, path: Path, domain: str | None = None) -> dict[str, Any]:
-    return apply_batch(workspace, read_batch(path, domain))
+    with files.collection_paused():
+        return apply_batch(workspace, read_batch(path, domain))

@@ -30,6 +30,7 @@ from typing_extensions import (  # pydantic needs this TypedDict before Python 3
 )
 
 from meshpilot.errors import ConnectorError, ImportRejectedError, Problem
+from meshpilot.mesh import files
 from meshpilot.mesh.connectors.base import ImportBatch, apply_batch, read_json
 from meshpilot.mesh.model import (
     CheckResult,
@@ -510,8 +511,10 @@ def _edge_events(catalog: _Catalog, by_fqn: dict[str, tuple[DataProduct, Dataset
 
 
 def import_export(workspace: Workspace, path: Path, domain: str | None = None) -> dict[str, Any]:
-    return apply_batch(workspace, to_batch(read_export(path), domain))
+    with files.collection_paused():
+        return apply_batch(workspace, to_batch(read_export(path), domain))
 
 
 def import_live(workspace: Workspace, host: str, token: str | None, domain: str | None = None) -> dict[str, Any]:
-    return apply_batch(workspace, to_batch(read_live(host, token), domain))
+    with files.collection_paused():
+        return apply_batch(workspace, to_batch(read_live(host, token), domain))
