@@ -71,6 +71,31 @@ def test_the_index_is_persisted_and_updated_one_product_at_a_time(demo_workspace
     assert updated.search("logistics", k=1).hits[0].ref == "mesh://commerce/returns"
 
 
+def _answers(workspace: Workspace) -> list:
+    found = Catalog.open(workspace)
+    return [[(h.ref, round(h.score, 4)) for h in found.search(q, k=10).hits]
+            for q in ("customer email", "order amount status", "returns refund", "lifetime value segment")]
+
+
+def test_a_build_in_batches_and_an_update_answer_as_one_whole_build(demo_workspace: Workspace, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    from meshpilot.tools import search_index
+
+    whole = _answers(demo_workspace)
+    shutil.rmtree(demo_workspace.state_dir / "search")
+    monkeypatch.setattr(search_index, "ADD_BATCH", 2)  # the demo's 5 products in three batches
+    assert _answers(demo_workspace) == whole
+    # One product changed in the batched, saved index; then the same workspace built whole.
+    product = demo_workspace.root / "products" / "commerce.returns.yaml"
+    product.write_text(product.read_text().replace("Return facts:", "Return refund facts:"))
+    updated = _answers(demo_workspace)
+    shutil.rmtree(demo_workspace.state_dir / "search")
+    monkeypatch.setattr(search_index, "ADD_BATCH", 500)
+    rebuilt = _answers(demo_workspace)
+    assert [refs for refs in updated] != whole
+    assert [[ref for ref, _ in q] for q in updated] == [[ref for ref, _ in q] for q in rebuilt]
+
+
 def test_a_missing_or_broken_index_is_rebuilt_with_a_message(demo_workspace: Workspace) -> None:
     Catalog.open(demo_workspace)
     folder = demo_workspace.state_dir / "search"

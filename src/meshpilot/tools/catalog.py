@@ -373,33 +373,14 @@ class Catalog:
 
 def _bring_up_to_date(index: CatalogIndex, workspace: Workspace, store: MeshStore) -> dict[str, Any]:
     """Change detection hashes each product's stored JSON and its contract file's bytes; only the
-    products that changed are parsed and turned into documents."""
+    products that changed are parsed and turned into documents, each when the index takes it (so a
+    full build never holds every parsed product at once)."""
     stored = store.product_documents()
     contract_paths = dict(store.con.execute("SELECT ref, contract FROM products").fetchall())
-    products = _LazyProducts(stored)
     contract_files = {ref: _contract_file_text(workspace, contract_paths.get(ref)) for ref in stored}
     return index.update(
-        (ref, product_hash(stored[ref] + contract_files[ref], None), partial(_documents_of, workspace, products, ref))
+        (ref, product_hash(stored[ref] + contract_files[ref], None), partial(_documents_of, workspace, stored[ref]))
         for ref in stored)
-
-
-class _LazyProducts(Mapping[str, DataProduct]):
-    """Products by reference, parsed from their stored JSON only when first asked for."""
-
-    def __init__(self, stored: dict[str, str]):
-        self._stored = stored
-        self._parsed: dict[str, DataProduct] = {}
-
-    def __getitem__(self, ref: str) -> DataProduct:
-        if ref not in self._parsed:
-            self._parsed[ref] = DataProduct.model_validate_json(self._stored[ref])
-        return self._parsed[ref]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._stored)
-
-    def __len__(self) -> int:
-        return len(self._stored)
 
 
 class _StoredProducts(Mapping[str, DataProduct]):
@@ -464,8 +445,8 @@ def _contract_file_text(workspace: Workspace, relative: str | None) -> str:
         return ""
 
 
-def _documents_of(workspace: Workspace, products: Mapping[str, DataProduct], ref: str) -> list[Document]:
-    product = products[ref]
+def _documents_of(workspace: Workspace, stored_json: str) -> list[Document]:
+    product = DataProduct.model_validate_json(stored_json)
     return product_documents(product, _read_contract(workspace, product))
 
 

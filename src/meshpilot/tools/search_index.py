@@ -248,20 +248,22 @@ PRODUCT_TO_COLUMN = 0.25
 DATASET_TO_PRODUCT = 0.5
 DENSE_WEIGHT = 0.5
 DENSE_CANDIDATES = 200
+ADD_BATCH = 500  # products indexed together (a product's documents always go in one batch)
 
 
 class _Documents:
-    """Documents by row. Loaded from disk they stay JSON bytes in a memory-mapped file until a row is
-    asked for: a search shows ten hits, and reading 200,000 documents at every process start cost
-    seconds."""
+    """Documents by row, kept as their JSON bytes until a row is asked for: those loaded from disk in a
+    memory-mapped file (a search shows ten hits, and reading 200,000 documents at every process start
+    cost seconds), those added since as encoded rows (an index build of 2M columns would otherwise hold
+    2M objects)."""
 
     def __init__(self, stored: Any = None, offsets: np.ndarray | None = None) -> None:
         self._stored = stored  # the bytes of every stored row, one after another
         self._offsets = offsets if offsets is not None else np.zeros(1, dtype=np.int64)
         self._stored_rows = len(self._offsets) - 1
-        self._changed: dict[int, Document | None] = {}  # rows added or replaced since loading
-        self._parsed: dict[int, Document | None] = {}
-        self._size = self._stored_rows
+        self._added: list[bytes] = []  # rows after the stored ones, encoded
+        self._removed: set[int] = set()
+        self._parsed: dict[int, Document] = {}
 
     @classmethod
     def open(cls, folder: Path) -> _Documents:
@@ -275,40 +277,42 @@ class _Documents:
         return cls(stored, offsets)
 
     def __len__(self) -> int:
-        return self._size
+        return self._stored_rows + len(self._added)
+
+    def _raw(self, row: int) -> bytes:
+        if row < self._stored_rows:
+            return self._stored[int(self._offsets[row]):int(self._offsets[row + 1])]
+        return self._added[row - self._stored_rows]
 
     def __getitem__(self, row: int) -> Document | None:
-        if row in self._changed:
-            return self._changed[row]
+        if not 0 <= row < len(self):
+            raise IndexError(row)
+        if row in self._removed:
+            return None
         if row not in self._parsed:
-            if not 0 <= row < self._stored_rows:
-                raise IndexError(row)
-            item = json.loads(self._stored[int(self._offsets[row]):int(self._offsets[row + 1])])
-            self._parsed[row] = None if item is None else Document(*item)
+            item = json.loads(self._raw(row))
+            if item is None:
+                return None
+            self._parsed[row] = Document(*item)
         return self._parsed[row]
 
-    def __setitem__(self, row: int, doc: Document | None) -> None:
-        self._changed[row] = doc
+    def remove(self, row: int) -> None:
+        self._removed.add(row)
+        self._parsed.pop(row, None)
 
     def __iter__(self) -> Iterator[Document | None]:
-        return (self[row] for row in range(self._size))
+        return (self[row] for row in range(len(self)))
 
     def extend(self, docs: Iterable[Document]) -> None:
-        for doc in docs:
-            self._changed[self._size] = doc
-            self._size += 1
+        self._added.extend(json.dumps([doc.ref, doc.kind, doc.product_ref, doc.dataset_ref, doc.fields,
+                                       doc.attributes, doc.shown]).encode() for doc in docs)
 
     def save(self, folder: Path) -> None:
-        """Rows as JSON, one after another, and where each starts (unchanged rows are copied as bytes)."""
-        offsets = np.zeros(self._size + 1, dtype=np.int64)
+        """Rows as JSON, one after another, and where each starts."""
+        offsets = np.zeros(len(self) + 1, dtype=np.int64)
         with (folder / "docs.bin").open("wb") as handle:
-            for row in range(self._size):
-                if row in self._changed or row >= self._stored_rows:
-                    doc = self._changed.get(row)
-                    raw = json.dumps(None if doc is None else [doc.ref, doc.kind, doc.product_ref, doc.dataset_ref,
-                                                               doc.fields, doc.attributes, doc.shown]).encode()
-                else:
-                    raw = self._stored[int(self._offsets[row]):int(self._offsets[row + 1])]
+            for row in range(len(self)):
+                raw = b"null" if row in self._removed else self._raw(row)
                 handle.write(raw)
                 offsets[row + 1] = offsets[row] + len(raw)
         np.save(folder / "docs_offsets.npy", offsets)
@@ -361,9 +365,11 @@ class CatalogIndex:
         changed = [(ref, digest, make) for ref, digest, make in entries if self.product_hashes.get(ref) != digest]
         for ref in removed + [ref for ref, _, _ in changed if ref in self.rows_of_product]:
             self._remove(ref)
-        if changed:
+        # In batches: a batch's documents, token runs and matrices are dropped once it is added, so a
+        # full build of 100k datasets holds one batch of them at a time, not 2M column documents.
+        for start in range(0, len(changed), ADD_BATCH):
             with collection_paused(), self.tokenizer.batch():
-                self._add([(ref, digest, make()) for ref, digest, make in changed])
+                self._add([(ref, digest, make()) for ref, digest, make in changed[start:start + ADD_BATCH]])
         embedded = self._embed_missing() if changed or self.embedder is not None else 0
         return {"products_changed": len(changed), "products_removed": len(removed), "embedded": embedded}
 
@@ -372,7 +378,7 @@ class CatalogIndex:
             index = self.kinds[kind]
             index.sparse.delete(rows)
             for row in rows:
-                index.docs[row] = None
+                index.docs.remove(row)
         self.product_hashes.pop(product_ref, None)
         self._faiss.clear()
         self._values.clear()
