@@ -202,9 +202,17 @@ class MeshStore:
         hint = f"Did you mean {', '.join(close)}?" if close else "List them with `meshpilot products list`."
         raise NotFoundError(f"No product '{text}' in this workspace.", hint=hint)
 
-    def product_documents(self) -> dict[str, str]:
-        """Every product as its stored JSON, by reference (cheap to hash for change detection)."""
-        return dict(self.con.execute("SELECT ref, document FROM products ORDER BY ref").fetchall())
+    def product_digests(self) -> list[tuple[str, str, str | None]]:
+        """(ref, digest of its stored JSON, contract path) of every product: change detection without
+        fetching 10k documents (1 GB at 100k datasets)."""
+        return self.con.execute("SELECT ref, md5(document::VARCHAR), contract FROM products ORDER BY ref").fetchall()
+
+    def product_json(self, ref: str) -> str:
+        """A product's stored JSON, by its exact reference (a point lookup)."""
+        row = self.con.execute("SELECT document FROM products WHERE ref = ?", [ref]).fetchone()
+        if row is None:
+            raise NotFoundError(f"No product '{ref}' in this workspace.")
+        return row[0]
 
     def product(self, text: str) -> DataProduct:
         ref = self.resolve_product(text)

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from meshpilot.errors import InvalidArgumentError
+from meshpilot.errors import InvalidArgumentError, NotFoundError
 from meshpilot.mesh.model import DataProduct, MeshRef
 from meshpilot.mesh.store import MeshStore
 from meshpilot.mesh.workspace import Workspace
@@ -372,15 +372,13 @@ class Catalog:
 
 
 def _bring_up_to_date(index: CatalogIndex, workspace: Workspace, store: MeshStore) -> dict[str, Any]:
-    """Change detection hashes each product's stored JSON and its contract file's bytes; only the
-    products that changed are parsed and turned into documents, each when the index takes it (so a
-    full build never holds every parsed product at once)."""
-    stored = store.product_documents()
-    contract_paths = dict(store.con.execute("SELECT ref, contract FROM products").fetchall())
-    contract_files = {ref: _contract_file_text(workspace, contract_paths.get(ref)) for ref in stored}
+    """Change detection hashes each product's stored JSON (in the engine) and its contract file's bytes;
+    only the products that changed are read and turned into documents, each when the index takes it (so
+    a full build never holds every product at once)."""
     return index.update(
-        (ref, product_hash(stored[ref] + contract_files[ref], None), partial(_documents_of, workspace, stored[ref]))
-        for ref in stored)
+        (ref, product_hash(digest + _contract_file_text(workspace, contract), None),
+         partial(_documents_of, workspace, store, ref))
+        for ref, digest, contract in store.product_digests())
 
 
 class _StoredProducts(Mapping[str, DataProduct]):
@@ -394,10 +392,10 @@ class _StoredProducts(Mapping[str, DataProduct]):
 
     def __getitem__(self, ref: str) -> DataProduct:
         if ref not in self._parsed:
-            row = self._store.con.execute("SELECT document FROM products WHERE ref = ?", [ref]).fetchone()
-            if row is None:
-                raise KeyError(ref)
-            self._parsed[ref] = DataProduct.model_validate_json(row[0])
+            try:
+                self._parsed[ref] = DataProduct.model_validate_json(self._store.product_json(ref))
+            except NotFoundError:
+                raise KeyError(ref) from None
         return self._parsed[ref]
 
     def _all(self) -> list[str]:
@@ -445,8 +443,8 @@ def _contract_file_text(workspace: Workspace, relative: str | None) -> str:
         return ""
 
 
-def _documents_of(workspace: Workspace, stored_json: str) -> list[Document]:
-    product = DataProduct.model_validate_json(stored_json)
+def _documents_of(workspace: Workspace, store: MeshStore, ref: str) -> list[Document]:
+    product = DataProduct.model_validate_json(store.product_json(ref))
     return product_documents(product, _read_contract(workspace, product))
 
 

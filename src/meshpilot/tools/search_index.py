@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,14 +255,15 @@ ADD_BATCH = 500  # products indexed together (a product's documents always go in
 class _Documents:
     """Documents by row, kept as their JSON bytes until a row is asked for: those loaded from disk in a
     memory-mapped file (a search shows ten hits, and reading 200,000 documents at every process start
-    cost seconds), those added since as encoded rows (an index build of 2M columns would otherwise hold
-    2M objects)."""
+    cost seconds), those added since in a temporary file (an index build of 2M columns would otherwise
+    hold 800 MB of them)."""
 
     def __init__(self, stored: Any = None, offsets: np.ndarray | None = None) -> None:
         self._stored = stored  # the bytes of every stored row, one after another
         self._offsets = offsets if offsets is not None else np.zeros(1, dtype=np.int64)
         self._stored_rows = len(self._offsets) - 1
-        self._added: list[bytes] = []  # rows after the stored ones, encoded
+        self._spool: Any = None  # rows after the stored ones, encoded, one after another
+        self._spooled: list[int] = [0]  # where each spooled row starts, and the end
         self._removed: set[int] = set()
         self._parsed: dict[int, Document] = {}
 
@@ -277,12 +279,14 @@ class _Documents:
         return cls(stored, offsets)
 
     def __len__(self) -> int:
-        return self._stored_rows + len(self._added)
+        return self._stored_rows + len(self._spooled) - 1
 
     def _raw(self, row: int) -> bytes:
         if row < self._stored_rows:
             return self._stored[int(self._offsets[row]):int(self._offsets[row + 1])]
-        return self._added[row - self._stored_rows]
+        start, end = self._spooled[row - self._stored_rows], self._spooled[row - self._stored_rows + 1]
+        self._spool.seek(start)
+        return self._spool.read(end - start)
 
     def __getitem__(self, row: int) -> Document | None:
         if not 0 <= row < len(self):
@@ -304,17 +308,36 @@ class _Documents:
         return (self[row] for row in range(len(self)))
 
     def extend(self, docs: Iterable[Document]) -> None:
-        self._added.extend(json.dumps([doc.ref, doc.kind, doc.product_ref, doc.dataset_ref, doc.fields,
-                                       doc.attributes, doc.shown]).encode() for doc in docs)
+        if self._spool is None:
+            import tempfile
+
+            self._spool = tempfile.TemporaryFile()
+        self._spool.seek(0, os.SEEK_END)
+        end = self._spooled[-1]
+        for doc in docs:
+            raw = json.dumps([doc.ref, doc.kind, doc.product_ref, doc.dataset_ref, doc.fields, doc.attributes,
+                              doc.shown]).encode()
+            self._spool.write(raw)
+            end += len(raw)
+            self._spooled.append(end)
 
     def save(self, folder: Path) -> None:
         """Rows as JSON, one after another, and where each starts."""
         offsets = np.zeros(len(self) + 1, dtype=np.int64)
+        spooled_removed = any(row >= self._stored_rows for row in self._removed)
+        copied_rows = len(self) if spooled_removed else self._stored_rows
         with (folder / "docs.bin").open("wb") as handle:
-            for row in range(len(self)):
+            for row in range(copied_rows):
                 raw = b"null" if row in self._removed else self._raw(row)
                 handle.write(raw)
                 offsets[row + 1] = offsets[row] + len(raw)
+            if not spooled_removed and self._spool is not None:
+                # The rows added since loading, as they were spooled: one copy, not one read per row.
+                import shutil
+
+                self._spool.seek(0)
+                shutil.copyfileobj(self._spool, handle, 1 << 20)
+                offsets[copied_rows + 1:] = offsets[copied_rows] + np.asarray(self._spooled[1:], dtype=np.int64)
         np.save(folder / "docs_offsets.npy", offsets)
 
 
