@@ -3,13 +3,13 @@ import openmetadata`) from OpenMetadata exports (benchmarks/openmetadata_exports
 N tables (15-25 columns each, schemas of ten, pipelines reading the few hundred tables before them, 2%
 failing tests), and all 876 Spider tables (../shared/data/spider_dev/tables.json).
 
-For each size, as separate cold processes of the `meshpilot` command: `init` + `import`, the first
-command after it (which builds the metadata index), the first `search` (which builds the search index),
+For each size, as separate cold processes of the `meshpilot` command: `init` + `import` (three times,
+into a fresh workspace), the first command after it, the first `search` (which builds the search index),
 then three runs each of `search`, `link-schema`, `sql validate`, `datasets show`, `lineage impact`,
 `incidents triage` and `serve mcp` to a tools/list answered through the official MCP client; then the
 public tool functions with a fresh catalog per call (as the agent and MCP call them), and the next
-command after one product file changed. Prints one JSON object with medians and maxima and the
-growth exponent between the smallest and the largest size.
+commands after one product file changed. Prints one JSON object with medians and maxima, the peak
+RSS of each kind of process, and the growth exponent between the smallest and the largest size.
 
 Usage: uv run python benchmarks/catalog_scale.py [--sizes 1000,10000] [--spider ../shared/data/spider_dev]
 """
@@ -42,11 +42,23 @@ def meshpilot() -> str:
 
 
 def cold(*args: str) -> tuple[float, str]:
+    seconds, out, _ = cold_rss(*args)
+    return seconds, out
+
+
+def cold_rss(*args: str) -> tuple[float, str, int]:
+    """Wall time, stdout and peak RSS (MB) of one `meshpilot` process."""
     started = time.perf_counter()
-    done = subprocess.run([meshpilot(), *args], capture_output=True, text=True, timeout=1800)
-    if done.returncode != 0:
-        raise RuntimeError(f"meshpilot {' '.join(args[:3])} failed: {done.stderr[-600:]}")
-    return time.perf_counter() - started, done.stdout
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen([meshpilot(), *args], stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            raise RuntimeError(f"meshpilot {' '.join(args[:3])} failed: {err.read().decode()[-600:]}")
+        return seconds, out.read().decode(), usage.ru_maxrss // 1024
 
 
 def cold_mcp(root: Path) -> float:
@@ -70,6 +82,13 @@ def runs(measure) -> dict:
     return {"median_s": round(statistics.median(samples), 2), "max_s": round(samples[-1], 2)}
 
 
+def cli_runs(args: list[str]) -> dict:
+    timed = [cold_rss(*args) for _ in range(RUNS)]
+    samples = sorted(t for t, _, _ in timed)
+    return {"median_s": round(statistics.median(samples), 2), "max_s": round(samples[-1], 2),
+            "peak_rss_mb": max(rss for _, _, rss in timed)}
+
+
 def warm(fn, count: int = 20) -> dict:
     fn()
     samples = []
@@ -81,13 +100,20 @@ def warm(fn, count: int = 20) -> dict:
     return {"median_ms": round(statistics.median(samples), 1), "p95_ms": round(samples[int(0.95 * (count - 1))], 1)}
 
 
-def imported(root: Path, export: Path) -> dict:
-    started = time.perf_counter()
-    cold("init", "--workspace", str(root))
-    _, out = cold("import", "openmetadata", str(export), "--workspace", str(root), "--json")
-    import_s = time.perf_counter() - started
+def imported(root: Path, export: Path, runs: int = RUNS) -> dict:
+    """`init` + `import` into a fresh workspace, `runs` times (the last one is kept), then the first
+    command after it."""
+    samples, peaks = [], []
+    for _ in range(runs):
+        shutil.rmtree(root, ignore_errors=True)
+        started = time.perf_counter()
+        cold("init", "--workspace", str(root))
+        _, out, rss = cold_rss("import", "openmetadata", str(export), "--workspace", str(root), "--json")
+        samples.append(time.perf_counter() - started)
+        peaks.append(rss)
     index_s, _ = cold("products", "list", "--workspace", str(root), "--json")
-    return {"import_s": round(import_s, 2), "first_command_s": round(index_s, 2),
+    return {"import_s": round(statistics.median(samples), 2), "import_runs_s": [round(s, 2) for s in samples],
+            "import_peak_rss_mb": max(peaks), "first_command_s": round(index_s, 2),
             "imported": json.loads(out)["imported"]}
 
 
@@ -110,8 +136,9 @@ def measure(size: int, scratch: Path) -> dict:
     column = facts["middle_column"]
     # By its table name, as people write it (OpenMetadata names have four parts: service.database.schema.table).
     query = f'SELECT {column}, count(*) FROM {facts["middle_fqn"].rsplit(".", 1)[-1]} GROUP BY 1'
-    first_search_s, _ = cold("search", "customer refund amount", *ws, "--json")
+    first_search_s, _, first_search_rss = cold_rss("search", "customer refund amount", *ws, "--json")
     result["first_search_s"] = round(first_search_s, 2)
+    result["first_search_peak_rss_mb"] = first_search_rss
     commands = {
         "search": ["search", "customer refund amount", *ws, "--json"],
         "link_schema": ["link-schema", "revenue amount per customer region", *ws],
@@ -121,7 +148,7 @@ def measure(size: int, scratch: Path) -> dict:
         # The check as the importer names it (column.test case, as a slug).
         "incidents_triage": ["incidents", "triage", slugify(f"id.{facts['failing_check']}"), *ws, "--json"],
     }
-    result["cli"] = {name: runs(lambda args=args: cold(*args)[0]) for name, args in commands.items()}
+    result["cli"] = {name: cli_runs(args) for name, args in commands.items()}
     result["cli"]["serve_mcp_tools_list"] = runs(lambda: cold_mcp(root))
     result["warm_tools"] = {
         "search_catalog": warm(lambda: search_catalog("customer refund amount", workspace=workspace)),
@@ -131,8 +158,17 @@ def measure(size: int, scratch: Path) -> dict:
         "lineage_impact": warm(lambda: lineage.impact(f"{ref}#{column}", change="drop", workspace=workspace), count=5),
     }
     changed = root / product_file
-    changed.write_text(changed.read_text() + "\n# changed\n")
-    result["one_product_changed_next_search_s"] = round(cold(*commands["search"])[0], 2)
+    edits = iter(range(2 * RUNS))
+
+    def after_a_change(args: list[str]) -> float:
+        changed.write_text(changed.read_text() + f"\n# changed {next(edits)}\n")
+        return cold(*args)[0]
+
+    # The next command re-indexes that product in the metadata index; a search also in the search index.
+    result["one_product_changed"] = {
+        "next_command": runs(lambda: after_a_change(commands["datasets_show"])),
+        "next_search": runs(lambda: after_a_change(commands["search"])),
+    }
     return result
 
 

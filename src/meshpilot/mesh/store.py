@@ -576,25 +576,33 @@ def _keeps(before: DataProduct, after: DataProduct) -> bool:
     return True
 
 
+# Above this many rows a table is loaded from Arrow. Below it, one statement of unnested list parameters:
+# pyarrow's first conversion imports pandas (0.5 s), which an incremental update of one product must not pay.
+ARROW_ROWS = 20_000
+
+
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> None:
-    """All rows in one statement, from an in-memory Arrow table: pyarrow converts each column in C, where
-    executemany went row by row (a minute for a thousand tables) and unnested list parameters took 5 s
-    for 200k columns."""
+    """All rows in one statement. executemany went row by row (a minute for a thousand tables); list
+    parameters cost 2 us a value (5 s for 200k columns), Arrow columns are converted in C."""
     if not rows:
         return
-    import pyarrow as pa
+    if len(rows) >= ARROW_ROWS:
+        import pyarrow as pa
 
+        try:
+            arrays = [pa.array(values) for values in zip(*rows, strict=True)]
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arrays = None  # a column whose values Arrow cannot give one type: see below
+        if arrays is not None:
+            names = [f"c{i}" for i in range(len(arrays))]
+            con.from_arrow(pa.Table.from_arrays(arrays, names=names)).insert_into(table)
+            return
+    columns = {f"c{i}": list(values) for i, values in enumerate(zip(*rows, strict=True))}
     try:
-        arrow = pa.table({f"c{i}": pa.array(values) for i, values in enumerate(zip(*rows, strict=True))})
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # A column whose values Arrow cannot give one type (aware and naive times mixed): row by row.
+        con.execute(f"INSERT INTO {table} SELECT {', '.join(f'unnest(${name})' for name in columns)}", columns)
+    except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.BinderException):
+        # A column whose values DuckDB cannot give one type (aware and naive times mixed): row by row.
         con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
-        return
-    con.register("_meshpilot_rows", arrow)
-    try:
-        con.execute(f"INSERT INTO {table} SELECT * FROM _meshpilot_rows")
-    finally:
-        con.unregister("_meshpilot_rows")
 
 
 def _product_rows(products: list[DataProduct], product_files: dict[str, str]) -> dict[str, list[tuple]]:

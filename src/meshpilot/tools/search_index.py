@@ -322,23 +322,35 @@ class _Documents:
             self._spooled.append(end)
 
     def save(self, folder: Path) -> None:
-        """Rows as JSON, one after another, and where each starts."""
-        offsets = np.zeros(len(self) + 1, dtype=np.int64)
-        spooled_removed = any(row >= self._stored_rows for row in self._removed)
-        copied_rows = len(self) if spooled_removed else self._stored_rows
+        """Rows as JSON, one after another, and where each starts. Kept rows are copied in runs (between
+        removed rows), spooled ones in one piece: one changed product must not cost a read per row."""
+        lengths = np.concatenate([np.diff(np.asarray(self._offsets, dtype=np.int64)),
+                                  np.diff(np.asarray(self._spooled, dtype=np.int64))])
+        removed = np.fromiter(sorted(self._removed), dtype=np.int64, count=len(self._removed))
+        lengths[removed] = len(b"null")
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         with (folder / "docs.bin").open("wb") as handle:
-            for row in range(copied_rows):
-                raw = b"null" if row in self._removed else self._raw(row)
-                handle.write(raw)
-                offsets[row + 1] = offsets[row] + len(raw)
-            if not spooled_removed and self._spool is not None:
-                # The rows added since loading, as they were spooled: one copy, not one read per row.
-                import shutil
-
-                self._spool.seek(0)
-                shutil.copyfileobj(self._spool, handle, 1 << 20)
-                offsets[copied_rows + 1:] = offsets[copied_rows] + np.asarray(self._spooled[1:], dtype=np.int64)
+            start = 0
+            for end in [*removed.tolist(), len(self)]:
+                self._write_rows(handle, start, end)
+                if end < len(self):
+                    handle.write(b"null")
+                start = end + 1
         np.save(folder / "docs_offsets.npy", offsets)
+
+    def _write_rows(self, handle: Any, start: int, end: int) -> None:
+        """Rows start..end-1 as they are stored or spooled."""
+        stored_end = min(end, self._stored_rows)
+        if start < stored_end:
+            handle.write(self._stored[int(self._offsets[start]):int(self._offsets[stored_end])])
+        first, last = max(start, self._stored_rows) - self._stored_rows, end - self._stored_rows
+        if first < last:
+            self._spool.seek(self._spooled[first])
+            remaining = self._spooled[last] - self._spooled[first]
+            while remaining:
+                chunk = self._spool.read(min(remaining, 1 << 20))
+                handle.write(chunk)
+                remaining -= len(chunk)
 
 
 class _Kind:
