@@ -231,3 +231,31 @@ def test_what_appending_cannot_express_rebuilds_the_index_whole(demo_workspace: 
                                  store.fingerprint(demo_workspace), demo_workspace.source_stamps())
     assert updated is False
     assert not tmp.exists()
+
+
+@pytest.mark.parametrize("result", ["of a known check", "of an unknown check"])
+def test_check_results_appended_are_indexed_without_a_rebuild(demo_workspace: Workspace, tmp_path, result: str) -> None:
+    import json
+
+    from meshpilot.mesh import store
+
+    MeshStore.open(demo_workspace).close()
+    before = store.index_path(demo_workspace, store.fingerprint(demo_workspace))
+    log = demo_workspace.root / "quality" / "demo-checks.jsonl"
+    last = json.loads(log.read_text().splitlines()[-1])
+    new = dict(last, run_at="2026-12-01T06:00:00Z", status="fail", message="appended")
+    if result == "of an unknown check":
+        new["check_id"] = "no_such_check"
+    with log.open("a") as handle:
+        handle.write(json.dumps(new) + "\n")
+    after = store.index_path(demo_workspace, store.fingerprint(demo_workspace))
+    updated = store.update_index(demo_workspace, before, after, store.fingerprint(demo_workspace),
+                                 demo_workspace.source_stamps())
+    if result == "of an unknown check":
+        assert updated is False and not after.exists()  # the full load reports it
+        return
+    assert updated is True
+    full = tmp_path / "full.duckdb"
+    store.build_index(demo_workspace.load(), full, store.fingerprint(demo_workspace), demo_workspace.source_stamps(),
+                      demo_workspace.root)
+    assert _tables(after) == _tables(full)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from meshpilot.mesh.lineage import (
     output_schema,
     schema_versions,
 )
-from meshpilot.mesh.model import DataProduct, MeshRef, column_ref_text
+from meshpilot.mesh.model import CheckResult, DataProduct, MeshRef, column_ref_text
 from meshpilot.mesh.workspace import Mesh, Workspace, parse_event_line
 
 INDEX_DIR = "index"
@@ -380,7 +381,7 @@ def build_index(mesh: Mesh, path: Path, workspace_fingerprint: str,
     """The whole index of `mesh`, whose files (under `root`) had these `stamps` when it was read."""
     stamps = stamps or {}
     digests = {relative: _digest(root / relative, size) for relative, (size, _) in stamps.items()
-               if root is not None and relative.startswith("lineage/")}
+               if root is not None and relative.startswith(_APPEND_ONLY)}
     with files.collection_paused(), files.replaced_atomically(path) as tmp, duckdb.connect(str(tmp)) as con:
         con.execute(_DDL)
         _fill(con, mesh)
@@ -422,39 +423,131 @@ def update_index(workspace: Workspace, previous: Path, path: Path, workspace_fin
             return False
         old = {p: (size, mtime, digest) for p, size, mtime, digest in con.execute("SELECT * FROM sources").fetchall()}
         changed = sorted(p for p in set(old) | set(stamps) if old.get(p, (None, None))[:2] != stamps.get(p))
-        products = [p for p in changed if p.startswith("products/")]
+        if not changed or any(p not in stamps for p in changed):
+            return False
+        contents = {}
+        for relative in changed:
+            if relative.startswith(_APPEND_ONLY):
+                data = _read_bytes(workspace.root / relative, stamps[relative][0])
+                if data is None:
+                    return False
+                contents[relative] = data
+        changes = _Changes.judged(workspace, con, old, changed, contents)
+    return changes is not None and changes.applied(previous, path, workspace_fingerprint, stamps)
+
+
+def apply_incrementally(workspace: Workspace, changes: dict[str, str], parsed: dict[str, Any]) -> list[str] | None:
+    """Write `changes` (relative path -> text; `parsed`: what some of them hold) and re-index only them,
+    when the workspace's index is current and they are what `update_index` re-indexes alone (product
+    files, lines appended to lineage and quality logs), each valid against the index. Returns the paths
+    written, or None, having written nothing: then validate the whole workspace with them instead.
+
+    An import of one product into a workspace of 10k datasets then validates and indexes that product,
+    not the whole catalog."""
+    stamps = workspace.source_stamps()
+    current = index_path(workspace, fingerprint(workspace, stamps))
+    differing = workspace.differing(changes)
+    con = _cursor(current) if current.exists() else None
+    if con is None or not differing:
+        return None
+    with con:
+        if con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() != (SCHEMA_VERSION,):
+            return None
+        old = {p: (size, mtime, digest) for p, size, mtime, digest in con.execute("SELECT * FROM sources").fetchall()}
+        contents = {relative: text.encode("utf-8") for relative, text in differing.items()
+                    if relative.startswith(_APPEND_ONLY)}
+        judged = _Changes.judged(workspace, con, old, sorted(differing), contents, differing, parsed)
+    if judged is None:
+        return None
+    written = workspace.write(differing)
+    stamps = workspace.source_stamps()
+    wanted = fingerprint(workspace, stamps)
+    path = index_path(workspace, wanted)
+    if not path.exists() and judged.applied(current, path, wanted, stamps):
+        _remove_older(workspace, keep=path)
+    return written
+
+
+# Logs that grow by appended lines: an index update parses only the new ones (each log's digest is kept).
+_APPEND_ONLY = ("lineage/", "quality/")
+
+
+def _read_bytes(path: Path, size: int) -> bytes | None:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(size)
+    except OSError:
+        return None
+    return data if len(data) == size else None
+
+
+@dataclass
+class _Changes:
+    """What changed files add to an index, judged against it: products to replace, events and check
+    results to add, and the digests of the logs as they are now."""
+
+    products: dict[str, DataProduct]
+    events: list[LineageEvent]
+    versions: list[tuple]
+    results: list[CheckResult]
+    digests: dict[str, str | None]
+
+    @classmethod
+    def judged(cls, workspace: Workspace, con: duckdb.DuckDBPyConnection,
+               old: dict[str, tuple[int, int, str | None]], changed: list[str], contents: dict[str, bytes],
+               overlay: dict[str, str] | None = None, parsed: dict[str, Any] | None = None) -> _Changes | None:
+        """None unless every changed file is a product file or a log that only grew by valid lines;
+        `contents` holds each changed log's bytes now, `overlay`/`parsed` product files not yet written."""
+        products = [p for p in changed if p.startswith("products/") and p.endswith(".yaml")]
         logs = [p for p in changed if p.startswith("lineage/") and p.endswith(".jsonl")]
-        if not changed or len(products) + len(logs) != len(changed) or any(p not in stamps for p in changed):
-            return False
-        found = _changed_products(workspace, con, products) if products else {}
+        quality = [p for p in changed if p.startswith("quality/") and p.endswith(".jsonl")]
+        if len(products) + len(logs) + len(quality) != len(changed):
+            return None
+        found = _changed_products(workspace, con, products, overlay, parsed) if products else {}
         if found is None:
-            return False
-        digests = {p: digest for p, (_, _, digest) in old.items() if p in stamps}
+            return None
+        digests = {p: digest for p, (_, _, digest) in old.items()}
         events: dict[str, LineageEvent] = {}
         for relative in logs:
-            appended = _appended_events(workspace, relative, old.get(relative), stamps[relative][0])
-            if appended is None:
-                return False
-            digests[relative], batch = appended
+            appended = _appended_lines(contents[relative], old.get(relative))
+            batch = _events_of(relative, *appended[1:]) if appended is not None else None
+            if batch is None:
+                return None
+            digests[relative] = appended[0]
             events.update((e.event_id, e) for e in batch)
         known = {i for (i,) in con.execute("SELECT event_id FROM lineage_events WHERE list_contains($ids, event_id)",
                                            {"ids": list(events)}).fetchall()} if events else set()
-        events = {i: e for i, e in events.items() if i not in known}
-        versions = _appended_versions(con, list(events.values()))
+        new_events = [e for i, e in events.items() if i not in known]
+        versions = _appended_versions(con, new_events)
         if versions is None:
+            return None
+        results: list[CheckResult] = []
+        for relative in quality:
+            appended = _appended_lines(contents[relative], old.get(relative))
+            batch = _results_of(con, found, relative, *appended[1:]) if appended is not None else None
+            if batch is None:
+                return None
+            digests[relative] = appended[0]
+            results += batch
+        return cls(found, new_events, versions, results, digests)
+
+    def applied(self, previous: Path, path: Path, workspace_fingerprint: str,
+                stamps: dict[str, tuple[int, int]]) -> bool:
+        digests = {p: d for p, d in self.digests.items() if p in stamps}
+        try:
+            _apply_changes(previous, path, self, workspace_fingerprint, stamps, digests)
+        except (duckdb.Error, OSError):
+            # The previous index is untouched (the copy is dropped), or another process removed it:
+            # the next command builds this one whole instead.
             return False
-    try:
-        _apply_changes(previous, path, found, list(events.values()), versions, workspace_fingerprint, stamps, digests)
-    except (duckdb.Error, OSError):
-        # The previous index is untouched (the copy is dropped), or another process removed it: build
-        # this one whole instead.
-        return False
-    return True
+        return True
 
 
-def _changed_products(workspace: Workspace, con: duckdb.DuckDBPyConnection, changed: list[str]) -> dict[str, DataProduct] | None:
-    """The changed product files, read and checked against the indexed products; None when only a full
-    build gives the right index."""
+def _changed_products(workspace: Workspace, con: duckdb.DuckDBPyConnection, changed: list[str],
+                      overlay: dict[str, str] | None = None, parsed: dict[str, Any] | None = None,
+                      ) -> dict[str, DataProduct] | None:
+    """The changed product files (from `overlay` where it has them), read and checked against the indexed
+    products; None when only a full build gives the right index."""
     by_file = dict(con.execute("SELECT file, ref FROM products").fetchall())
     team_ids = {t for (t,) in con.execute("SELECT id FROM teams").fetchall()}
 
@@ -463,7 +556,7 @@ def _changed_products(workspace: Workspace, con: duckdb.DuckDBPyConnection, chan
         row = con.execute("SELECT document FROM products WHERE domain = ? AND id = ?", [domain, product_id]).fetchone()
         return DataProduct.model_validate_json(row[0]) if row else None
 
-    found = workspace.load_products(changed, indexed, team_ids)
+    found = workspace.load_products(changed, indexed, team_ids, overlay, parsed)
     if found is None:
         return None
     for relative, product in found.items():
@@ -478,15 +571,9 @@ def _changed_products(workspace: Workspace, con: duckdb.DuckDBPyConnection, chan
     return found
 
 
-def _appended_events(workspace: Workspace, relative: str, old: tuple[int, int, str | None] | None,
-                     size: int) -> tuple[str, list[LineageEvent]] | None:
-    """(digest of the log now, the events after what the index read of it), when the log only grew by
-    whole lines of valid events; None otherwise."""
-    try:
-        with (workspace.root / relative).open("rb") as handle:
-            data = handle.read(size)
-    except OSError:
-        return None
+def _appended_lines(data: bytes, old: tuple[int, int, str | None] | None) -> tuple[str, str, int] | None:
+    """(digest of the log now, the text appended since the index read it, the line number it starts at),
+    when the log only grew by whole lines; None otherwise."""
     start = 0
     if old is not None:
         old_size, _, old_digest = old
@@ -494,20 +581,51 @@ def _appended_events(workspace: Workspace, relative: str, old: tuple[int, int, s
                 or (old_size and data[old_size - 1:old_size] != b"\n"):
             return None
         start = old_size
-    if len(data) != size or not data.endswith(b"\n"):
+    if not data.endswith(b"\n"):
         return None  # a torn last line: the full load decides what to make of it
     try:
         tail = data[start:].decode("utf-8")
     except UnicodeDecodeError:
         return None
+    return hashlib.sha256(data).hexdigest(), tail, data[:start].count(b"\n") + 1
+
+
+def _events_of(relative: str, text: str, first_line: int) -> list[LineageEvent] | None:
+    """The events of appended lines; None when one is not a valid event."""
     events = []
-    for number, raw in enumerate(tail.splitlines(), start=data[:start].count(b"\n") + 1):
+    for number, raw in enumerate(text.splitlines(), start=first_line):
         if raw.strip():
             event, problems = parse_event_line(raw, relative, number)
             if problems or event is None:
                 return None
             events.append(event)
-    return hashlib.sha256(data).hexdigest(), events
+    return events
+
+
+def _results_of(con: duckdb.DuckDBPyConnection, products: dict[str, DataProduct], relative: str, text: str,
+                first_line: int) -> list[CheckResult] | None:
+    """The check results of appended lines; None when one is invalid or names a check that neither the
+    index nor a changed product has (the full load reports it)."""
+    results = []
+    for number, raw in enumerate(text.splitlines(), start=first_line):
+        if not raw.strip():
+            continue
+        doc, problems = files.parse_json_line(raw, relative, number)
+        result, invalid = doc.validate(CheckResult) if doc is not None else (None, problems)
+        if problems or invalid or result is None:
+            return None
+        results.append(result)
+    if not results:
+        return results
+    wanted = {(r.dataset, r.check_id) for r in results}
+    changed = {str(p.ref) for p in products.values()}
+    have = {(str(p.dataset_ref(d.name)), c.id) for p in products.values() for d in p.datasets for c in d.checks}
+    have |= set(con.execute(
+        """SELECT c.dataset_ref, c.id FROM checks c JOIN datasets d ON d.ref = c.dataset_ref
+           JOIN (SELECT unnest($datasets) AS ref, unnest($ids) AS id) w ON w.ref = c.dataset_ref AND w.id = c.id
+           WHERE NOT list_contains($changed, d.product_ref)""",
+        {"datasets": [d for d, _ in wanted], "ids": [i for _, i in wanted], "changed": list(changed)}).fetchall())
+    return results if wanted <= have else None
 
 
 def _appended_versions(con: duckdb.DuckDBPyConnection, events: list[LineageEvent]) -> list[tuple] | None:
@@ -530,11 +648,11 @@ def _appended_versions(con: duckdb.DuckDBPyConnection, events: list[LineageEvent
     return schema_versions(events, last)
 
 
-def _apply_changes(previous: Path, path: Path, found: dict[str, DataProduct], events: list[LineageEvent],
-                   versions: list[tuple], workspace_fingerprint: str, stamps: dict[str, tuple[int, int]],
-                   digests: dict[str, str | None]) -> None:
-    """Replace the rows of changed products and add the new events' rows, in a copy of the previous
-    index, then give the copy its name."""
+def _apply_changes(previous: Path, path: Path, changes: _Changes, workspace_fingerprint: str,
+                   stamps: dict[str, tuple[int, int]], digests: dict[str, str | None]) -> None:
+    """Replace the rows of changed products and add the new events' and results' rows, in a copy of the
+    previous index, then give the copy its name."""
+    found, events, versions = changes.products, changes.events, changes.versions
     products = list(found.values())
     refs = [str(p.ref) for p in products]
     with files.replaced_atomically(path) as tmp:
@@ -562,6 +680,7 @@ def _apply_changes(previous: Path, path: Path, found: dict[str, DataProduct], ev
                     con.execute(f"INSERT INTO {table} SELECT * FROM new_{table} EXCEPT SELECT * FROM {table}")
                     con.execute(f"DROP TABLE new_{table}")
                 _insert(con, "schema_versions", versions)
+            _insert(con, "check_results", _result_rows(changes.results))
             _finish(con, workspace_fingerprint, stamps, digests)
             con.execute("COMMIT")
 
@@ -633,10 +752,7 @@ def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
     for table, rows in _product_rows(mesh.products, mesh.product_files).items():
         _insert(con, table, rows)
     _insert(con, "foreign_keys", foreign_keys(mesh.products))
-    _insert(con, "check_results", [
-        (r.dataset, r.check_id, r.status.value, r.run_at, json.dumps(r.observed, default=str), r.message)
-        for r in mesh.results
-    ])
+    _insert(con, "check_results", _result_rows(mesh.results))
     _insert(con, "incidents", [
         (i.id, i.title, i.status.value, i.severity.value, i.opened_at, i.resolved_at, i.products, i.datasets,
          i.check_id, i.assignee, i.summary, i.root_cause, i.model_dump_json(exclude_none=True))
@@ -646,6 +762,11 @@ def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
     for table, rows in _event_rows(list(events.values())).items():
         _insert(con, table, rows)
     _insert(con, "schema_versions", schema_versions(events.values()))
+
+
+def _result_rows(results: list[CheckResult]) -> list[tuple]:
+    return [(r.dataset, r.check_id, r.status.value, r.run_at, json.dumps(r.observed, default=str), r.message)
+            for r in results]
 
 
 def _event_rows(events: list[LineageEvent]) -> dict[str, list[tuple]]:

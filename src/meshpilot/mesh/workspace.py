@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import difflib
 import os
-from stat import S_ISREG
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
-from meshpilot.errors import InvalidReferenceError, InvalidWorkspaceError, Problem, WorkspaceNotFoundError
+from meshpilot.errors import (
+    InvalidReferenceError,
+    InvalidWorkspaceError,
+    Problem,
+    WorkspaceNotFoundError,
+)
 from meshpilot.mesh import files
 from meshpilot.mesh.lineage import LineageEvent, column_edges, schema_errors
 from meshpilot.mesh.model import (
@@ -187,11 +192,13 @@ class Workspace:
         return mesh
 
     def load_products(self, relatives: list[str], others: Callable[[str, str], DataProduct | None],
-                      team_ids: set[str]) -> dict[str, DataProduct] | None:
-        """Read and check only these product files, judging their references with `others` (the products
-        already indexed) and `team_ids`: what an incremental index update needs. None when any of them
-        has a problem (then a full `load` reports it, with the rest of the workspace)."""
-        reader = _Reader(self.root, {})
+                      team_ids: set[str], overlay: dict[str, str] | None = None,
+                      parsed: dict[str, Any] | None = None) -> dict[str, DataProduct] | None:
+        """Read and check only these product files (`overlay` and `parsed` as for `load`), judging their
+        references with `others` (the products already indexed) and `team_ids`: what an incremental index
+        update or import needs. None when any of them has a problem (then a full `load` reports it, with
+        the rest of the workspace)."""
+        reader = _Reader(self.root, overlay or {}, parsed or {})
         view = _PartialMesh(manifest=WorkspaceManifest(name="(partial)"), others=others,
                             teams=[Team.model_construct(id=t, name=t) for t in team_ids])
         docs, found = {}, {}
@@ -232,13 +239,25 @@ class Workspace:
         for relative in changes:
             _check_relative(relative)
         mesh = self.load(overlay=changes, parsed=parsed)
-        changed = []
+        return self.write(changes), mesh
+
+    def differing(self, changes: dict[str, str]) -> dict[str, str]:
+        """Those of `changes` whose text is not what the file holds now."""
+        differ = {}
         for relative, text in changes.items():
+            _check_relative(relative)
             target = self.root / relative
             if not target.exists() or target.read_text(encoding="utf-8") != text:
-                files.atomic_write_text(target, text)
-                changed.append(relative)
-        return changed, mesh
+                differ[relative] = text
+        return differ
+
+    def write(self, changes: dict[str, str]) -> list[str]:
+        """Write each changed file atomically, without validating (the caller has); returns the paths
+        that actually changed."""
+        changed = list(self.differing(changes))
+        for relative in changed:
+            files.atomic_write_text(self.root / relative, changes[relative])
+        return changed
 
 
 def _check_relative(relative: str) -> None:

@@ -4,7 +4,9 @@ An importer only translates its source into an `ImportBatch`. Merging is the sam
 are written whole (one file each), teams are merged by id, lineage events are added to the source's
 own file without duplicates, check results are merged by (dataset, check, run time). The workspace as
 it would be is validated before anything is written, so a bad source leaves the workspace untouched,
-and importing the same source twice changes nothing the second time.
+and importing the same source twice changes nothing the second time. Where the workspace's index is
+current and the batch only changes product files and appends to logs, only those are validated
+(against the index) and re-indexed: importing one product into a large workspace costs that product.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from meshpilot.errors import ImportRejectedError, InvalidWorkspaceError, Problem
 from meshpilot.mesh import files
 from meshpilot.mesh.model import CheckResult, DataProduct, Team
-from meshpilot.mesh.store import index_loaded
+from meshpilot.mesh.store import apply_incrementally, index_loaded
 from meshpilot.mesh.workspace import Workspace
 
 
@@ -49,21 +51,24 @@ def apply_batch(workspace: Workspace, batch: ImportBatch) -> dict[str, Any]:
     if batch.results:
         relative = f"quality/{batch.name}.jsonl"
         new = [r.model_dump(mode="json", exclude_none=True) for r in batch.results]
+        # New results after the ones already there (not re-sorted), so the log only grows and the
+        # index takes the new lines alone.
         results = _merged(_existing_lines(workspace, relative), new,
                           key=lambda r: (r["dataset"], r["check_id"], r.get("run_at")))
-        results.sort(key=lambda r: (r["dataset"], r["check_id"], str(r.get("run_at"))))
         changes[relative] = "".join(_canonical(r) + "\n" for r in results)
-    try:
-        changed, mesh = workspace.apply_loaded(changes, parsed)
-    except InvalidWorkspaceError as exc:
-        raise ImportRejectedError(
-            f"Nothing was imported from {batch.source}: the workspace would not be valid with it.",
-            problems=exc.problems,
-            hint="Fix the source (or the workspace files named above) and import again.",
-        ) from exc
-    # The mesh just validated is what the files now hold: index it now rather than read it all back at
-    # the next command.
-    index_loaded(workspace, mesh)
+    changed = apply_incrementally(workspace, changes, parsed)
+    if changed is None:
+        try:
+            changed, mesh = workspace.apply_loaded(changes, parsed)
+        except InvalidWorkspaceError as exc:
+            raise ImportRejectedError(
+                f"Nothing was imported from {batch.source}: the workspace would not be valid with it.",
+                problems=exc.problems,
+                hint="Fix the source (or the workspace files named above) and import again.",
+            ) from exc
+        # The mesh just validated is what the files now hold: index it now rather than read it all back
+        # at the next command.
+        index_loaded(workspace, mesh)
     datasets = [d for p in batch.products for d in p.datasets]
     return {
         "source": batch.source,
