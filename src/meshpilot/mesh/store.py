@@ -448,8 +448,11 @@ def apply_incrementally(workspace: Workspace, changes: dict[str, str], parsed: d
     current = index_path(workspace, fingerprint(workspace, stamps))
     differing = workspace.differing(changes)
     con = _cursor(current) if current.exists() else None
-    if con is None or not differing:
+    if con is None:
         return None
+    if not differing:
+        con.close()
+        return []  # the files, indexed as they are, are valid: nothing to write
     with con:
         if con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() != (SCHEMA_VERSION,):
             return None
