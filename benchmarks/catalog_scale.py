@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from openmetadata_exports import spider_export, synthetic_export  # noqa: E402
+from openmetadata_exports import one_schema_export, spider_export, synthetic_export  # noqa: E402
 
 RUNS = 3
 
@@ -169,6 +169,18 @@ def measure(size: int, scratch: Path) -> dict:
         "next_command": runs(lambda: after_a_change(commands["datasets_show"])),
         "next_search": runs(lambda: after_a_change(commands["search"])),
     }
+    # The source re-exports the schema of that product with one table described anew.
+    schema_fqn = facts["middle_fqn"].rsplit(".", 1)[0]
+    exports = iter(range(RUNS))
+
+    def import_one_schema() -> float:
+        again = scratch / f"om{size}-one-schema"
+        shutil.rmtree(again, ignore_errors=True)
+        one_schema_export(export, again, schema_fqn, f"Described anew ({next(exports)}).")
+        return cold("import", "openmetadata", str(again), *ws, "--json")[0]
+
+    cold("products", "list", *ws, "--json")  # the index current, as after any command
+    result["one_product_changed"]["import_of_its_schema"] = runs(import_one_schema)
     return result
 
 

@@ -109,3 +109,25 @@ def spider_export(root: Path, tables_json: Path) -> dict:
                             "databaseSchema": {"fullyQualifiedName": schema, "name": db["db_id"]}})
     _write(root, "datasets/tables.json", {"tables": written})
     return {"tables": len(written), "columns": sum(len(t["columns"]) for t in written)}
+
+
+def one_schema_export(source: Path, root: Path, schema_fqn: str, description: str) -> int:
+    """The export of one schema of `source` (its tables, the lineage into them, their tests and the same
+    teams), with its first table described anew: what a source re-exports after one change there.
+    Returns the number of tables."""
+    tables = [t for t in json.loads((source / "datasets/tables.json").read_text())["tables"]
+              if t["databaseSchema"]["fullyQualifiedName"] == schema_fqn]
+    tables[0] = dict(tables[0], description=description)
+    names = {t["fullyQualifiedName"] for t in tables}
+    edges = [e for e in json.loads((source / "lineage/lineage.json").read_text()) if e["to"]["fqn"] in names]
+    suites = json.loads((source / "tests/testSuites.json").read_text())
+    for suite in suites["tests"]:
+        suite["testCases"] = [c for c in suite["testCases"] if c["entityLink"].split("::")[2] in names]
+    results = json.loads((source / "tests/testCaseResults.json").read_text())
+    results["testCaseResults"] = [r for r in results["testCaseResults"] if r.get("tableFqn") in names]
+    _write(root, "datasets/tables.json", {"tables": tables})
+    _write(root, "lineage/lineage.json", edges)
+    _write(root, "tests/testSuites.json", suites)
+    _write(root, "tests/testCaseResults.json", results)
+    _write(root, "teams/teams.json", json.loads((source / "teams/teams.json").read_text()))
+    return len(tables)
