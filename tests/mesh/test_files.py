@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from meshpilot.mesh import files
 from meshpilot.mesh.model import Column
@@ -61,3 +62,13 @@ def test_a_crash_mid_write_leaves_the_old_file_and_no_debris(tmp_path: Path, mon
     monkeypatch.undo()
     files.atomic_write_text(target, "new\n")
     assert target.stat().st_mode & 0o777 == 0o640  # the file keeps its permissions
+
+
+def test_many_documents_dump_in_worker_processes_as_they_would_one_by_one(monkeypatch) -> None:
+    from meshpilot.mesh import files
+
+    documents = [{"id": f"p{i}", "name": "yes" if i % 2 else "2026-01-01", "tags": ["a", True, None, 1.5],
+                  "nested": {"text": "two\nlines", "empty": {}, "list": []}} for i in range(12)]
+    monkeypatch.setattr(files, "PARALLEL_DUMP_MIN", 4)
+    assert files.dump_yaml_many(documents) == [files.dump_yaml(d) for d in documents]
+    assert [yaml.safe_load(text) for text in files.dump_yaml_many(documents)] == documents

@@ -37,10 +37,11 @@ class ImportBatch:
 def apply_batch(workspace: Workspace, batch: ImportBatch) -> dict[str, Any]:
     changes: dict[str, str] = {}
     parsed: dict[str, Any] = {}  # what each product file holds, so validation does not parse it back
-    for product in batch.products:
-        document = product.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
-        relative = f"products/{product.domain}.{product.id}.yaml"
-        changes[relative], parsed[relative] = files.dump_yaml(document), document
+    documents = {f"products/{p.domain}.{p.id}.yaml": p.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+                 for p in batch.products}
+    for (relative, document), text in zip(documents.items(), files.dump_yaml_many(list(documents.values())),
+                                          strict=True):
+        changes[relative], parsed[relative] = text, document
     if batch.teams:
         changes["teams.yaml"] = files.dump_yaml({"teams": _merged_teams(workspace, batch.teams)})
     if batch.events:
