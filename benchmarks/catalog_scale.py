@@ -46,19 +46,21 @@ def cold(*args: str) -> tuple[float, str]:
     return seconds, out
 
 
-def cold_rss(*args: str) -> tuple[float, str, int]:
-    """Wall time, stdout and peak RSS (MB) of one `meshpilot` process."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen([meshpilot(), *args], stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+def cold_rss(*args: str) -> tuple[float, str, int | None]:
+    """Wall time, stdout and peak RSS (MB) of one `meshpilot` process. The peak is GNU time's: a child's
+    own rusage starts from this (large) process's peak, which it inherits at the fork."""
+    gnu_time = Path("/usr/bin/time").exists()
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        command = [meshpilot(), *args]
+        if gnu_time:
+            command = ["/usr/bin/time", "-f", "%M", "-o", rss.name, *command]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
         seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if process.returncode != 0:
-            raise RuntimeError(f"meshpilot {' '.join(args[:3])} failed: {err.read().decode()[-600:]}")
-        return seconds, out.read().decode(), usage.ru_maxrss // 1024
+        if done.returncode != 0:
+            raise RuntimeError(f"meshpilot {' '.join(args[:3])} failed: {done.stderr[-600:]}")
+        peak = rss.read().strip().splitlines() if gnu_time else []
+        return seconds, done.stdout, int(peak[-1]) // 1024 if peak and peak[-1].isdigit() else None
 
 
 def cold_mcp(root: Path) -> float:
@@ -86,7 +88,7 @@ def cli_runs(args: list[str]) -> dict:
     timed = [cold_rss(*args) for _ in range(RUNS)]
     samples = sorted(t for t, _, _ in timed)
     return {"median_s": round(statistics.median(samples), 2), "max_s": round(samples[-1], 2),
-            "peak_rss_mb": max(rss for _, _, rss in timed)}
+            "peak_rss_mb": max((rss for _, _, rss in timed if rss is not None), default=None)}
 
 
 def warm(fn, count: int = 20) -> dict:
@@ -113,7 +115,7 @@ def imported(root: Path, export: Path, runs: int = RUNS) -> dict:
         peaks.append(rss)
     index_s, _ = cold("products", "list", "--workspace", str(root), "--json")
     return {"import_s": round(statistics.median(samples), 2), "import_runs_s": [round(s, 2) for s in samples],
-            "import_peak_rss_mb": max(peaks), "first_command_s": round(index_s, 2),
+            "import_peak_rss_mb": max((p for p in peaks if p is not None), default=None), "first_command_s": round(index_s, 2),
             "imported": json.loads(out)["imported"]}
 
 
