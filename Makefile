@@ -12,8 +12,8 @@ setup:
 	$(UV) sync --frozen --compile-bytecode --extra openmetadata --extra postgres
 
 run: setup
-	$(UV) run meshpilot demo --force --workspace $(WORKSPACE)
-	$(UV) run meshpilot chat "who owns the customer lifetime value product and what feeds it?" --workspace $(WORKSPACE)
+	$(UV) run --no-sync meshpilot demo --force --workspace $(WORKSPACE)
+	$(UV) run --no-sync meshpilot chat "who owns the customer lifetime value product and what feeds it?" --workspace $(WORKSPACE)
 
 test: setup
-	$(UV) run pytest
+	$(UV) run --no-sync pytest
