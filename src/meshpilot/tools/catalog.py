@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pydantic import BaseModel
@@ -26,8 +26,9 @@ from meshpilot.errors import InvalidArgumentError, NotFoundError
 from meshpilot.mesh.model import DataProduct, MeshRef
 from meshpilot.mesh.store import MeshStore
 from meshpilot.mesh.workspace import Workspace
-from meshpilot.tools import embeddings
-from meshpilot.tools.search_index import CatalogIndex, Document
+
+if TYPE_CHECKING:
+    from meshpilot.tools.search_index import CatalogIndex, Document
 
 SEARCH_DIR = "search"
 _URI_SAFE = re.compile(r"[A-Za-z0-9_.~-]+")  # what urllib's quote leaves as it is
@@ -88,6 +89,8 @@ class SchemaLink(BaseModel):
 
 def product_documents(product: DataProduct, contract: dict[str, Any] | None = None) -> list[Document]:
     """The searchable documents of one product: itself, its datasets and their columns."""
+    from meshpilot.tools.search_index import Document
+
     contract_text = _contract_text(contract)
     product_ref = str(product.ref)
     owner = product.owner
@@ -190,6 +193,8 @@ class Catalog:
     @classmethod
     def from_products(cls, products: list[DataProduct], contracts: dict[str, dict] | None = None,
                       embedder: Any | None = None) -> Catalog:
+        from meshpilot.tools.search_index import CatalogIndex
+
         contracts = contracts or {}
         index = CatalogIndex(embedder)
         status = index.update((str(p.ref), product_hash(p, contracts.get(str(p.ref))),
@@ -201,6 +206,11 @@ class Catalog:
         """The workspace's catalog. Its persisted search index is used as it is when it was built from
         the current metadata index; otherwise it is brought up to date one product at a time. Products
         and foreign keys are read from the metadata index when a result needs them."""
+        # Imported here: numpy and scipy cost 0.4 s, which the tools that only read the metadata index
+        # (get_product, get_dataset) do not pay.
+        from meshpilot.tools import embeddings
+        from meshpilot.tools.search_index import CatalogIndex
+
         embedder = embedder if embedder is not None else embeddings.from_config(workspace)
         store = MeshStore.open(workspace)
         source = f"{store.fingerprint}:{DOCUMENTS_VERSION}:{getattr(embedder, 'name', 'none')}"
