@@ -419,9 +419,9 @@ def update_index(workspace: Workspace, previous: Path, path: Path, workspace_fin
     if con is None:
         return False
     with con:
-        if con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() != (SCHEMA_VERSION,):
+        old = _indexed_sources(con)
+        if old is None:
             return False
-        old = {p: (size, mtime, digest) for p, size, mtime, digest in con.execute("SELECT * FROM sources").fetchall()}
         changed = sorted(p for p in set(old) | set(stamps) if old.get(p, (None, None))[:2] != stamps.get(p))
         if not changed or any(p not in stamps for p in changed):
             return False
@@ -454,9 +454,9 @@ def apply_incrementally(workspace: Workspace, changes: dict[str, str], parsed: d
         con.close()
         return []  # the files, indexed as they are, are valid: nothing to write
     with con:
-        if con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() != (SCHEMA_VERSION,):
+        old = _indexed_sources(con)
+        if old is None:
             return None
-        old = {p: (size, mtime, digest) for p, size, mtime, digest in con.execute("SELECT * FROM sources").fetchall()}
         contents = {relative: text.encode("utf-8") for relative, text in differing.items()
                     if relative.startswith(_APPEND_ONLY)}
         judged = _Changes.judged(workspace, con, old, sorted(differing), contents, differing, parsed)
@@ -469,6 +469,14 @@ def apply_incrementally(workspace: Workspace, changes: dict[str, str], parsed: d
     if not path.exists() and judged.applied(current, path, wanted, stamps):
         _remove_older(workspace, keep=path)
     return written
+
+
+def _indexed_sources(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, str | None]] | None:
+    """(size, mtime, digest) of each source file the index was built from; None for an index of another
+    schema version (it can only be rebuilt)."""
+    if con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() != (SCHEMA_VERSION,):
+        return None
+    return {p: (size, mtime, digest) for p, size, mtime, digest in con.execute("SELECT * FROM sources").fetchall()}
 
 
 # Logs that grow by appended lines: an index update parses only the new ones (each log's digest is kept).

@@ -239,7 +239,7 @@ class Workspace:
         for relative in changes:
             _check_relative(relative)
         mesh = self.load(overlay=changes, parsed=parsed)
-        return self.write(changes), mesh
+        return self.write(self.differing(changes)), mesh
 
     def differing(self, changes: dict[str, str]) -> dict[str, str]:
         """Those of `changes` whose text is not what the file holds now."""
@@ -252,12 +252,12 @@ class Workspace:
         return differ
 
     def write(self, changes: dict[str, str]) -> list[str]:
-        """Write each changed file atomically, without validating (the caller has); returns the paths
-        that actually changed."""
-        changed = list(self.differing(changes))
-        for relative in changed:
-            files.atomic_write_text(self.root / relative, changes[relative])
-        return changed
+        """Write each file atomically, without validating (the caller has) or comparing (pass
+        `differing(changes)` to write only what changed); returns the paths written."""
+        for relative, text in changes.items():
+            _check_relative(relative)
+            files.atomic_write_text(self.root / relative, text)
+        return list(changes)
 
 
 def _check_relative(relative: str) -> None:
