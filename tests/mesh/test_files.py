@@ -72,3 +72,8 @@ def test_many_documents_dump_in_worker_processes_as_they_would_one_by_one(monkey
     monkeypatch.setattr(files, "PARALLEL_DUMP_MIN", 4)
     assert files.dump_yaml_many(documents) == [files.dump_yaml(d) for d in documents]
     assert [yaml.safe_load(text) for text in files.dump_yaml_many(documents)] == documents
+
+
+def test_a_json_line_nested_too_deeply_is_a_problem_on_its_line() -> None:
+    doc, problems = files.parse_json_line("[" * 100_000 + "]" * 100_000, "lineage/x.jsonl", 7)
+    assert doc is None and problems[0].line == 7 and "nested too deeply" in problems[0].message

@@ -166,12 +166,17 @@ def json_schema_errors(validator: Any, data: Any) -> list[tuple[tuple, str]]:
     return sorted(found)
 
 
+TOO_DEEP = "nested too deeply to read (Python's recursion limit); no real record nests like that"
+
+
 def parse_json_line(raw: str, source: str, line: int) -> tuple[LocatedDocument | None, list[Problem]]:
     """One line of a JSON Lines file; every problem in it points at that line."""
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         return None, [Problem(source, f"invalid JSON: {exc.msg} (column {exc.colno})", line)]
+    except RecursionError:
+        return None, [Problem(source, TOO_DEEP, line)]
     return LocatedDocument(source, data, {(): line}), []
 
 

@@ -107,7 +107,14 @@ def test_hive_column_lineage_gives_the_declared_column_edges(empty_workspace: Wo
 
 def test_events_from_the_official_client_import(empty_workspace: Workspace, tmp_path: Path) -> None:
     client = pytest.importorskip("openlineage.client")
-    from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+    from openlineage.client.event_v2 import (
+        InputDataset,
+        Job,
+        OutputDataset,
+        Run,
+        RunEvent,
+        RunState,
+    )
     from openlineage.client.serde import Serde
 
     event = RunEvent(eventType=RunState.COMPLETE, eventTime=datetime(2026, 1, 1, tzinfo=UTC).isoformat(),

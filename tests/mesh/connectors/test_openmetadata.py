@@ -122,6 +122,13 @@ def test_an_export_with_broken_json_names_the_line(empty_workspace: Workspace, t
     assert info.value.problems[0].line == 2
 
 
+def test_an_export_nested_too_deeply_is_rejected_clearly(empty_workspace: Workspace, tmp_path: Path) -> None:
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "tables.json").write_text('{"tables": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ImportRejectedError, match="nested too deeply"):
+        openmetadata.import_export(empty_workspace, tmp_path)
+
+
 def test_a_folder_without_an_export_is_rejected(empty_workspace: Workspace, tmp_path: Path) -> None:
     with pytest.raises(ImportRejectedError, match="No OpenMetadata export"):
         openmetadata.import_export(empty_workspace, tmp_path)

@@ -137,6 +137,9 @@ def read_json(path: Path, what: str) -> Any:
         raise ImportRejectedError(f"Cannot read {path}: {exc}.") from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ImportRejectedError(f"{path} is {files.TOO_DEEP}, so nothing was imported.",
+                                  hint=f"Check that it is a {what}.") from None
     except json.JSONDecodeError as exc:
         raise ImportRejectedError(
             f"{path} is not valid JSON, so nothing was imported.",

@@ -197,7 +197,7 @@ def read_export(path: Path) -> _Catalog:
         try:
             columns = columns_adapter.validate_python(raw.get("columns") or [])
         except ValidationError as exc:
-            problems += [Problem(where, f"columns.{'.'.join(map(str, e['loc']))}: {e['msg']}") for e in exc.errors()[:5]]
+            problems += [Problem(where, _column_problem(e)) for e in exc.errors()[:5]]
             continue
         schema_ref = raw.get("databaseSchema") or {}
         schema_fqn = schema_ref.get("fullyQualifiedName") or schema_ref.get("name")
@@ -227,6 +227,16 @@ def read_export(path: Path) -> _Catalog:
     users_doc = _optional_json(root / "users" / "users.json") or {}
     catalog.users = _users(users_doc.get("users", []))
     return catalog
+
+
+def _column_problem(error: Any) -> str:
+    field = ".".join(["columns", *map(str, error["loc"])])
+    if error["type"] == "enum":
+        # pydantic lists every member: OpenMetadata has 90 data types.
+        expected = [v.strip(" '") for v in error["ctx"]["expected"].replace(" or ", ", ").split(", ")]
+        shown = ", ".join(expected) if len(expected) <= 6 else f"{', '.join(expected[:6])}, ... {len(expected)} in all"
+        return f"{field}: {error['input']!r} is not an OpenMetadata value here (one of {shown})"
+    return f"{field}: {error['msg']}"
 
 
 def _optional_json(path: Path) -> Any:
