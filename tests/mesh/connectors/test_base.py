@@ -94,3 +94,30 @@ def test_what_the_index_cannot_vouch_for_is_judged_on_the_whole_workspace(demo_w
         assert {p.source for p in rejected.value.problems} >= {"contracts/commerce.returns.odcs.yaml",
                                                                 "quality/demo-checks.jsonl"}
     assert _snapshot(demo_workspace.root) == before
+
+
+def test_logs_are_merged_by_record_not_by_how_a_line_is_written(demo_workspace: Workspace) -> None:
+    batch = _returns_batch(demo_workspace)
+    dataset = batch.products[0].datasets[0]
+    check = dataset.checks[0]
+
+    def result(day: int, message: str) -> CheckResult:
+        return CheckResult(check_id=check.id, dataset=str(batch.products[0].dataset_ref(dataset.name)), status="fail",
+                           run_at=datetime(2026, 11, day, 6, tzinfo=UTC), message=message)
+
+    batch.results = [result(1, "first")]
+    apply_batch(demo_workspace, batch)
+    log = demo_workspace.root / "quality" / "test-source.jsonl"
+    written = log.read_text()
+    # The same record again: the log is not rewritten.
+    assert apply_batch(demo_workspace, batch)["files_changed"] == []
+    assert log.read_text() == written
+    # The same record written by hand with other spacing and key order is still the same record; a
+    # result of the same run replaces it, a new run is added after it.
+    import json
+    record = json.loads(written)
+    log.write_text(json.dumps(dict(reversed(list(record.items()))), indent=None) + "\n")
+    batch.results = [result(1, "first, re-run"), result(2, "second")]
+    apply_batch(demo_workspace, batch)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["message"] for r in lines] == ["first, re-run", "second"]

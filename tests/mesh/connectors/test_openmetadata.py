@@ -185,3 +185,40 @@ def test_an_unreachable_host_fails_fast_and_clearly(empty_workspace: Workspace) 
     assert "connection refused" in info.value.message
     assert _snapshot(empty_workspace.root) == {"meshpilot.yaml": (empty_workspace.root / "meshpilot.yaml").read_bytes(),
                                                 "teams.yaml": (empty_workspace.root / "teams.yaml").read_bytes()}
+
+
+def test_openmetadata_enumerations_are_read_as_its_models_define_them() -> None:
+    from metadata.generated.schema.entity.data.table import Constraint, DataType
+
+    module = "metadata.generated.schema.entity.data.table"
+    for enumeration in (DataType, Constraint):
+        read = openmetadata._enumeration(module, enumeration.__name__)
+        assert {m.name: m.value for m in read} == {m.name: m.value for m in enumeration}
+    # A name the module does not define as a plain enumeration is imported, as Python would.
+    assert openmetadata._enumeration(module, "Table").__name__ == "Table"
+
+
+@pytest.mark.parametrize(("link", "expected"), [
+    ("<#E::table::svc.db.sch.orders>", ("svc.db.sch.orders", None)),
+    ("<#E::table::svc.db.sch.orders::columns::first+name>", ("svc.db.sch.orders", "first name")),
+    ('<#E::table::svc.db."sch.v2".orders::columns::随机的>', ('svc.db."sch.v2".orders', "随机的")),
+])
+def test_entity_links_are_split_by_openmetadata_grammar(link: str, expected: tuple) -> None:
+    assert openmetadata._entity_link(link) == expected
+
+
+def test_a_test_case_with_a_broken_entity_link_is_rejected_clearly(empty_workspace: Workspace, tmp_path: Path,
+                                                                   capfd) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(shared(EXPORT), export)
+    suites = json.loads((export / "tests" / "testSuites.json").read_text())
+    suites["tests"][0]["testCases"][1]["entityLink"] = "<#E::table::a::b::c::d>"
+    del suites["tests"][0]["testCases"][2]["testDefinitionName"]
+    (export / "tests" / "testSuites.json").write_text(json.dumps(suites))
+    with pytest.raises(ImportRejectedError) as info:
+        openmetadata.import_export(empty_workspace, export)
+    problems = [str(p) for p in info.value.problems]
+    assert any("suite 1, test case 2" in p and "is not an OpenMetadata entity link" in p for p in problems), problems
+    assert any("suite 1, test case 3" in p and "'testDefinitionName'" in p for p in problems), problems
+    assert capfd.readouterr().err == ""  # the parser's own messages are not printed
+    assert not list((empty_workspace.root / "products").glob("*.yaml"))

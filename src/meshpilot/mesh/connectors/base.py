@@ -46,17 +46,18 @@ def apply_batch(workspace: Workspace, batch: ImportBatch) -> dict[str, Any]:
         changes["teams.yaml"] = files.dump_yaml({"teams": _merged_teams(workspace, batch.teams)})
     if batch.events:
         relative = f"lineage/{batch.name}.jsonl"
-        events = _merged(_existing_lines(workspace, relative), batch.events, key=_canonical)
-        events.sort(key=lambda e: str(e.get("eventTime", "")))
-        changes[relative] = "".join(_canonical(e) + "\n" for e in events)
+        text = _merged_log(workspace, relative, batch.events, key=_canonical,
+                           order=lambda e: str(e.get("eventTime", "")))
+        if text is not None:
+            changes[relative] = text
     if batch.results:
         relative = f"quality/{batch.name}.jsonl"
-        new = [r.model_dump(mode="json", exclude_none=True) for r in batch.results]
         # New results after the ones already there (not re-sorted), so the log only grows and the
         # index takes the new lines alone.
-        results = _merged(_existing_lines(workspace, relative), new,
-                          key=lambda r: (r["dataset"], r["check_id"], r.get("run_at")))
-        changes[relative] = "".join(_canonical(r) + "\n" for r in results)
+        text = _merged_log(workspace, relative, [r.model_dump(mode="json", exclude_none=True) for r in batch.results],
+                           key=lambda r: (r["dataset"], r["check_id"], r.get("run_at")))
+        if text is not None:
+            changes[relative] = text
     changed = apply_incrementally(workspace, changes, parsed)
     if changed is None:
         try:
@@ -91,25 +92,36 @@ def _canonical(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
-def _merged(old: list[dict[str, Any]], new: list[dict[str, Any]], key) -> list[dict[str, Any]]:
-    by_key = {key(r): r for r in old}
-    by_key.update((key(r), r) for r in new)
-    return list(by_key.values())
+def _merged_log(workspace: Workspace, relative: str, records: list[dict[str, Any]], key, order=None) -> str | None:
+    """The JSON Lines log at `relative` with `records` merged in (a record replaces an earlier one of the
+    same key), or None when it already holds each of them as written.
 
-
-def _existing_lines(workspace: Workspace, relative: str) -> list[dict[str, Any]]:
+    A re-import mostly brings what the log has: that is found by comparing lines, so a log of a whole
+    catalog's runs is not parsed and written again for one changed product."""
     path = workspace.root / relative
-    if not path.exists():
-        return []
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    lines = [_canonical(r) for r in records]
+    if text and set(lines) <= set(text.splitlines()):
+        return None
+    by_key = {key(r): r for r in _parsed_lines(relative, text)}
+    by_key.update((key(r), r) for r in records)
+    merged = list(by_key.values())
+    if order is not None:
+        merged.sort(key=order)
+    return "".join(_canonical(r) + "\n" for r in merged)
+
+
+def _parsed_lines(relative: str, text: str) -> list[dict[str, Any]]:
     records = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(text.splitlines(), start=1):
         if raw.strip():
             try:
                 records.append(json.loads(raw))
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:
                 raise ImportRejectedError(
                     f"Nothing was imported: {relative} in the workspace is not valid JSON Lines.",
-                    problems=[Problem(relative, f"invalid JSON: {exc.msg}", number)],
+                    problems=[Problem(relative, f"invalid JSON: {exc.msg}" if isinstance(exc, json.JSONDecodeError)
+                                      else files.TOO_DEEP, number)],
                     hint="Repair or remove that line, then import again.",
                 ) from exc
     return records
