@@ -88,11 +88,19 @@ def test_runs_have_state_times_and_errors(demo_workspace: Workspace) -> None:
 
 
 def _tables(path) -> dict:
+    """Every table's rows, with each product's document as its text (where it lies in the documents file
+    depends on the states the index went through)."""
     import duckdb
 
     with duckdb.connect(str(path), read_only=True) as con:
         names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name <> 'meta'").fetchall()]
-        return {n: sorted(map(repr, con.execute(f"SELECT * FROM {n}").fetchall())) for n in names}
+        tables = {n: sorted(map(repr, con.execute(f"SELECT * FROM {n}").fetchall())) for n in names
+                  if n != "products"}
+        (documents,) = con.execute("SELECT value FROM meta WHERE key = 'documents'").fetchone()
+        text = (path.parent / documents).read_bytes()
+        tables["products"] = sorted(repr((*row, text[at:at + size].decode())) for *row, at, size in con.execute(
+            "SELECT * EXCLUDE (document_at, document_size), document_at, document_size FROM products").fetchall())
+        return tables
 
 
 @pytest.mark.parametrize("change", ["description", "new column", "new product", "teams too"])
@@ -137,17 +145,29 @@ def test_incremental_update_gives_what_a_full_build_gives(demo_workspace: Worksp
 
 
 def test_each_state_of_the_files_has_its_own_index_and_earlier_ones_are_removed(demo_workspace: Workspace) -> None:
+    import yaml
+
     from meshpilot.mesh import store
 
     with MeshStore.open(demo_workspace) as first:
         path = demo_workspace.root / "products" / "commerce.returns.yaml"
-        path.write_text(path.read_text() + "\n# changed\n")
+        document = yaml.safe_load(path.read_text())
+        path.write_text(yaml.safe_dump({**document, "description": "Now re-described."}, sort_keys=False))
+        first_documents = first.documents.path
         with MeshStore.open(demo_workspace) as second:
             assert second.fingerprint != first.fingerprint
-            # The open store still reads the index of its own state, whole.
+            # The open store still reads the index of its own state, whole, documents included.
             assert first.counts() == second.counts()
-    assert [p.name for p in (demo_workspace.state_dir / store.INDEX_DIR).iterdir()] == [
-        store.index_path(demo_workspace, second.fingerprint).name]
+            assert not first.product("commerce/returns").description.startswith("Now re-described.")
+            assert second.product("commerce/returns").description.startswith("Now re-described.")
+            # A one-product change appends to the documents of the state it came from.
+            assert second.documents.path == first_documents
+        (demo_workspace.root / "teams.yaml").write_text((demo_workspace.root / "teams.yaml").read_text() + "\n")
+        with MeshStore.open(demo_workspace) as third:  # a changed team file: built whole, with new documents
+            assert third.documents.path != first_documents
+            assert first.product("commerce/returns").ref == third.product("commerce/returns").ref
+    assert sorted(p.name for p in (demo_workspace.state_dir / store.INDEX_DIR).iterdir()) == sorted([
+        store.index_path(demo_workspace, third.fingerprint).name, third.documents.path.name])
 
 
 def _later_run(demo_workspace: Workspace, days: int, retype: bool) -> list[dict]:

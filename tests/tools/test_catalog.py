@@ -96,10 +96,61 @@ def test_a_build_in_batches_and_an_update_answer_as_one_whole_build(demo_workspa
     assert [[ref for ref, _ in q] for q in updated] == [[ref for ref, _ in q] for q in rebuilt]
 
 
+def _shared_files(workspace: Workspace, suffix: str = "") -> set[str]:
+    from meshpilot.tools.search_index import SHARED_DIR
+
+    return {p.name for p in (workspace.state_dir / SHARED_DIR).iterdir() if p.name.endswith(suffix)}
+
+
+def _shown(workspace: Workspace) -> list:
+    found = Catalog.open(workspace)
+    return [[(h.ref, h.kind, h.name, h.snippet, h.matched, h.owner) for h in found.search(q, k=10).hits]
+            for q in ("customer email", "returns refund", "order amount status")]
+
+
+def test_a_changed_product_is_appended_to_the_documents_earlier_states_share(demo_workspace: Workspace,
+                                                                             monkeypatch) -> None:
+    from meshpilot.tools import search_index
+
+    _shown(demo_workspace)
+    files = _shared_files(demo_workspace, ".bin")
+    segments = _shared_files(demo_workspace, ".npy")
+    sizes = {name: (demo_workspace.state_dir / search_index.SHARED_DIR / name).stat().st_size for name in files}
+    product = demo_workspace.root / "products" / "commerce.returns.yaml"
+    for wording in ("Return refund facts:", "Return refund and exchange facts:"):
+        product.write_text(product.read_text().replace("Return facts:", wording, 1)
+                           .replace("Return refund facts:", wording, 1))
+        updated = _shown(demo_workspace)
+        if wording == "Return refund facts:":  # the first segments kept, the product's rows in new ones
+            assert _shared_files(demo_workspace, ".npy") > segments
+    assert _shared_files(demo_workspace, ".bin") == files  # appended to, not written again
+    assert all((demo_workspace.state_dir / search_index.SHARED_DIR / n).stat().st_size > sizes[n] for n in
+               files if n.startswith("column") or n.startswith("dataset"))
+    # What the appended rows show is what a whole build shows.
+    shutil.rmtree(demo_workspace.state_dir / "search")
+    assert _shown(demo_workspace) == updated
+    assert _shared_files(demo_workspace).isdisjoint(files)  # a whole build wrote new ones, the old are gone
+
+    # Once most of a file is rows no state uses, the next save writes it anew.
+    monkeypatch.setattr(search_index, "SHARED_SLACK", 0)
+    files = _shared_files(demo_workspace, ".bin")
+    for _ in range(8):  # the returns product is a fifth of the demo: replaced eight times, most is dead
+        product.write_text(product.read_text().replace("Return refund and exchange facts:", "Return facts:", 1))
+        assert _shown(demo_workspace) != updated
+        product.write_text(product.read_text().replace("Return facts:", "Return refund and exchange facts:", 1))
+        assert _shown(demo_workspace) == updated
+    assert _shared_files(demo_workspace, ".bin") != files
+
+
 def test_a_missing_or_broken_index_is_rebuilt_with_a_message(demo_workspace: Workspace) -> None:
     Catalog.open(demo_workspace)
     folder = demo_workspace.state_dir / "search"
-    (folder / "column" / "indptr.npy").write_bytes(b"not an array")
+    (folder / "column" / "doc_len.npy").write_bytes(b"not an array")
+    rebuilt = Catalog.open(demo_workspace)
+    assert "unreadable" in rebuilt.status["rebuilt"]
+    assert EMAIL in [h.ref for h in rebuilt.search("email", k=3).hits]
+    for name in _shared_files(demo_workspace):  # the documents its states share, gone
+        (demo_workspace.state_dir / "search-shared" / name).unlink()
     rebuilt = Catalog.open(demo_workspace)
     assert "unreadable" in rebuilt.status["rebuilt"]
     assert EMAIL in [h.ref for h in rebuilt.search("email", k=3).hits]

@@ -55,10 +55,31 @@ def test_deleted_rows_disappear_and_a_merge_restores_exact_statistics() -> None:
 def test_save_and_load_give_the_same_scores(tmp_path: Path) -> None:
     tokenize = Tokenizer()
     index = SparseIndex()
-    index.add(_runs(tokenize, ["order amount", "customer email", "email campaign"]))
+    first_texts = ["order amount", "customer email", "email campaign", "order status", "refund reason",
+                   "customer segment"]
+    index.add(_runs(tokenize, first_texts))
     index.delete([0])
-    index.save(tmp_path)
-    loaded = SparseIndex.load(tmp_path)
+    folder = tmp_path / "search" / "column"
+    folder.mkdir(parents=True)
+    first = index.save(folder, "column")
+    loaded = SparseIndex.load(folder)
     for term in ("email", "order"):
         a, b = index.scores([term]), loaded.scores([term])
         assert a[0].tolist() == b[0].tolist() and np.allclose(a[1], b[1])
+    # Rows added to a loaded index are saved as a segment of their own; the saved ones are shared as
+    # they are, and the state read back scores as an index built in one go.
+    loaded.add(_runs(tokenize, ["order email", "refund amount"]))
+    loaded.delete([2])
+    second = loaded.save(folder, "column")
+    assert first < second and len(second) == 2 * len(first)
+    again = SparseIndex.load(folder)
+    whole = SparseIndex()
+    whole.add(_runs(tokenize, [*first_texts, "order email", "refund amount"]))
+    whole.delete([0, 2])
+    for term in ("email", "order", "amount", "refund"):
+        got, want = again.scores([term]), whole.scores([term])
+        assert got[0].tolist() == want[0].tolist() and np.allclose(got[1], want[1])
+    # Once over a quarter of the rows are deleted the segments are merged into one.
+    again.delete([1])
+    assert len(again.save(folder, "column")) == 3
+    assert SparseIndex.load(folder).scores(["email"])[0].tolist() == [6]

@@ -216,6 +216,27 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
             leftover.unlink(missing_ok=True)
 
 
+def append_shared(path: Path, chunks: Iterable[bytes]) -> int:
+    """Append `chunks` to a file that several index states share and that is only ever appended to;
+    returns the offset the first one starts at. Under an exclusive lock, since two processes may update
+    one state at once, and on disk before the state that points at them is."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        start = os.lseek(fd, 0, os.SEEK_END)
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return start
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)

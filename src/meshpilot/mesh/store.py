@@ -11,8 +11,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
+import secrets
 import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ from meshpilot.mesh.model import CheckResult, DataProduct, MeshRef, column_ref_t
 from meshpilot.mesh.workspace import Mesh, Workspace, parse_event_line
 
 INDEX_DIR = "index"
-SCHEMA_VERSION = "7"
+SCHEMA_VERSION = "8"
 
 _DDL = """
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -41,11 +44,12 @@ CREATE TABLE sources (path VARCHAR PRIMARY KEY, size BIGINT, mtime_ns BIGINT, di
 CREATE TABLE teams (id VARCHAR PRIMARY KEY, name VARCHAR, domain VARCHAR, description VARCHAR,
     slack_channel VARCHAR, oncall VARCHAR, parent VARCHAR);
 CREATE TABLE team_members (team_id VARCHAR, name VARCHAR, email VARCHAR, role VARCHAR);
--- Documents are read one at a time: stored uncompressed, since a compressed segment is decompressed
--- whole to read one row (9 ms at 1,000 products, 0.5 ms uncompressed).
+-- A product's JSON is in the documents file the meta table names, at document_at (document_size bytes):
+-- see `_Documents`. digest: the md5 of that JSON, for change detection. Consumers and SLOs (as in it)
+-- are here too, for the lineage and triage reports that read them for many products at once.
 CREATE TABLE products (ref VARCHAR PRIMARY KEY, domain VARCHAR, id VARCHAR, name VARCHAR, owner VARCHAR,
     description VARCHAR, status VARCHAR, version VARCHAR, tags VARCHAR[], contract VARCHAR, source VARCHAR,
-    document JSON USING COMPRESSION uncompressed, file VARCHAR);
+    consumers JSON, slos JSON, document_at BIGINT, document_size BIGINT, digest VARCHAR, file VARCHAR);
 CREATE TABLE datasets (ref VARCHAR PRIMARY KEY, product_ref VARCHAR, name VARCHAR, qualified_name VARCHAR,
     namespace VARCHAR, description VARCHAR, port VARCHAR, port_kind VARCHAR, location VARCHAR,
     row_count BIGINT, last_updated TIMESTAMPTZ, tags VARCHAR[]);
@@ -90,28 +94,84 @@ def index_path(workspace: Workspace, workspace_fingerprint: str) -> Path:
     return workspace.state_dir / INDEX_DIR / f"{workspace_fingerprint[:32]}.duckdb"
 
 
-# Open index databases of this process, by path. Opening a DuckDB database costs 15-30 ms (its catalog
-# of functions is built per instance), more than a whole query: a server reuses them, handing out one
-# cursor per store. Safe because an index file never changes once written (a new state is a new file).
-_DATABASES: dict[str, duckdb.DuckDBPyConnection] = {}
+class _Documents:
+    """The products' JSON of an index, outside DuckDB, in a file that is only ever appended to.
+
+    In the database, one product's JSON changed meant its whole row group rewritten when the new state was
+    checkpointed (the 32 MB of 1,000 products at 10k datasets: 0.1-0.15 s of every one-product change), and
+    copied with the rest for each state. Here a new state appends its changed products to the file of the
+    state it came from and points at them; earlier states never read past what they wrote, so the file is
+    shared, not copied. A full build starts a new file. Reads are positioned (no seek), safe across threads.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._handle = path.open("rb")  # opened once: a later state's clean-up may unlink the file
+
+    @staticmethod
+    def append(path: Path, texts: list[str]) -> list[tuple[int, int, str]]:
+        """Append the texts; returns each one's (offset, size, md5)."""
+        data = [text.encode("utf-8") for text in texts]
+        offset = files.append_shared(path, [b"".join(data)])  # one write: a full build has thousands
+        placed = []
+        for chunk in data:
+            placed.append((offset, len(chunk), hashlib.md5(chunk).hexdigest()))
+            offset += len(chunk)
+        return placed
+
+    def read(self, offset: int, size: int) -> str:
+        data = os.pread(self._handle.fileno(), size, offset)
+        if len(data) != size:
+            raise OSError(f"{self.path} ends before a product's document: the index is damaged")
+        return data.decode("utf-8")
+
+    def mostly_replaced(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Whether most of the file is documents that no product of this state has any more (replaced
+        ones): then a full build starts a new file rather than appending to it."""
+        (live,) = con.execute("SELECT coalesce(sum(document_size), 0) FROM products").fetchone()
+        return os.fstat(self._handle.fileno()).st_size > 2 * live + (1 << 20)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _documents_path(index: Path, con: duckdb.DuckDBPyConnection) -> Path | None:
+    row = con.execute("SELECT value FROM meta WHERE key = 'documents'").fetchone()
+    return index.parent / row[0] if row else None
+
+
+# Open index databases of this process (and their documents), by path. Opening a DuckDB database costs
+# 15-30 ms (its catalog of functions is built per instance), more than a whole query: a server reuses them,
+# handing out one cursor per store. Safe because an index file never changes once written (a new state is
+# a new file).
+_DATABASES: dict[str, tuple[duckdb.DuckDBPyConnection, _Documents]] = {}
 _DATABASES_LOCK = threading.Lock()
 _KEEP_OPEN = 4
 
 
-def _cursor(path: Path) -> duckdb.DuckDBPyConnection | None:
+def _opened(path: Path) -> tuple[duckdb.DuckDBPyConnection, _Documents] | None:
     key = str(path)
     with _DATABASES_LOCK:
-        database = _DATABASES.get(key)
-        if database is None:
+        opened = _DATABASES.get(key)
+        if opened is None:
             try:
                 database = duckdb.connect(key, read_only=True)
                 database.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                documents = _documents_path(path, database)
+                if documents is None:
+                    return None
+                opened = (database, _Documents(documents))
             except (duckdb.Error, OSError):
-                return None  # unreadable or half-written by a crashed build: built again
+                return None  # unreadable, half-written by a crashed build, or its documents gone: built again
             while len(_DATABASES) >= _KEEP_OPEN:
                 _DATABASES.pop(next(iter(_DATABASES)))  # the oldest: its open cursors keep it alive
-            _DATABASES[key] = database
-        return database.cursor()
+            _DATABASES[key] = opened
+        return opened[0].cursor(), opened[1]
+
+
+def _cursor(path: Path) -> duckdb.DuckDBPyConnection | None:
+    opened = _opened(path)
+    return opened[0] if opened is not None else None
 
 
 def _forget(path: Path) -> None:
@@ -122,10 +182,11 @@ def _forget(path: Path) -> None:
 class MeshStore:
     """Read access to the index of one workspace."""
 
-    def __init__(self, workspace: Workspace, connection: duckdb.DuckDBPyConnection, workspace_fingerprint: str = "",
-                 path: Path | None = None):
+    def __init__(self, workspace: Workspace, connection: duckdb.DuckDBPyConnection, documents: _Documents,
+                 workspace_fingerprint: str = "", path: Path | None = None):
         self.workspace = workspace
         self.con = connection
+        self.documents = documents
         self.fingerprint = workspace_fingerprint
         self.path = path
 
@@ -142,17 +203,17 @@ class MeshStore:
         stamps = workspace.source_stamps()
         wanted = fingerprint(workspace, stamps)
         path = index_path(workspace, wanted)
-        cursor = _cursor(path) if path.exists() else None
-        if cursor is None:
+        opened = _opened(path) if path.exists() else None
+        if opened is None:
             _forget(path)
             previous = _newest_index(workspace, besides=path)
             if previous is None or not update_index(workspace, previous, path, wanted, stamps):
                 build_index(workspace.load(), path, wanted, stamps, workspace.root)
-            _remove_older(workspace, keep=path)
-            cursor = _cursor(path)
-            if cursor is None:
+            opened = _opened(path)
+            if opened is None:
                 raise OSError(f"the metadata index {path} could not be opened after it was built")
-        return cls(workspace, cursor, wanted, path)
+            _remove_older(workspace, keep=path, documents=opened[1].path)
+        return cls(workspace, opened[0], opened[1], wanted, path)
 
     def close(self) -> None:
         self.con.close()
@@ -206,19 +267,22 @@ class MeshStore:
     def product_digests(self) -> list[tuple[str, str, str | None]]:
         """(ref, digest of its stored JSON, contract path) of every product: change detection without
         fetching 10k documents (1 GB at 100k datasets)."""
-        return self.con.execute("SELECT ref, md5(document::VARCHAR), contract FROM products ORDER BY ref").fetchall()
+        return self.con.execute("SELECT ref, digest, contract FROM products ORDER BY ref").fetchall()
 
     def product_json(self, ref: str) -> str:
         """A product's stored JSON, by its exact reference (a point lookup)."""
-        row = self.con.execute("SELECT document FROM products WHERE ref = ?", [ref]).fetchone()
+        row = self.con.execute("SELECT document_at, document_size FROM products WHERE ref = ?", [ref]).fetchone()
         if row is None:
             raise NotFoundError(f"No product '{ref}' in this workspace.")
-        return row[0]
+        return self.documents.read(*row)
+
+    def products_json(self) -> Iterator[tuple[str, str]]:
+        """(ref, stored JSON) of every product, in reference order."""
+        rows = self.con.execute("SELECT ref, document_at, document_size FROM products ORDER BY ref").fetchall()
+        return ((ref, self.documents.read(at, size)) for ref, at, size in rows)
 
     def product(self, text: str) -> DataProduct:
-        ref = self.resolve_product(text)
-        row = self.con.execute("SELECT document FROM products WHERE ref = ?", [str(ref)]).fetchone()
-        return DataProduct.model_validate_json(row[0])
+        return DataProduct.model_validate_json(self.product_json(str(self.resolve_product(text))))
 
     def product_details(self, text: str) -> dict[str, Any]:
         """A product with what surrounds it: owner team, checks' latest results, incidents, neighbours."""
@@ -357,8 +421,7 @@ def index_loaded(workspace: Workspace, mesh: Mesh) -> None:
     wanted = fingerprint(workspace, stamps)
     path = index_path(workspace, wanted)
     if not path.exists():
-        build_index(mesh, path, wanted, stamps, workspace.root)
-        _remove_older(workspace, keep=path)
+        _remove_older(workspace, keep=path, documents=build_index(mesh, path, wanted, stamps, workspace.root))
 
 
 def _newest_index(workspace: Workspace, besides: Path) -> Path | None:
@@ -367,25 +430,38 @@ def _newest_index(workspace: Workspace, besides: Path) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
-def _remove_older(workspace: Workspace, keep: Path) -> None:
-    """Indexes of earlier states. A process still reading one keeps its open file (POSIX semantics)."""
-    for old in (workspace.state_dir / INDEX_DIR).glob("*.duckdb"):
+def _remove_older(workspace: Workspace, keep: Path, documents: Path) -> None:
+    """Indexes of earlier states, and documents files other than the kept index's. A process still
+    reading one keeps its open files (POSIX semantics)."""
+    folder = workspace.state_dir / INDEX_DIR
+    for old in folder.glob("*.duckdb"):
         if old != keep:
             _forget(old)
+            old.unlink(missing_ok=True)
+    for old in folder.glob("*.documents"):
+        if old != documents:
             old.unlink(missing_ok=True)
     (workspace.state_dir / "index.duckdb").unlink(missing_ok=True)  # the single index of schema 4 and before
 
 
 def build_index(mesh: Mesh, path: Path, workspace_fingerprint: str,
-                stamps: dict[str, tuple[int, int]] | None = None, root: Path | None = None) -> None:
-    """The whole index of `mesh`, whose files (under `root`) had these `stamps` when it was read."""
+                stamps: dict[str, tuple[int, int]] | None = None, root: Path | None = None) -> Path:
+    """The whole index of `mesh`, whose files (under `root`) had these `stamps` when it was read.
+    Returns the path of its (new) documents file."""
     stamps = stamps or {}
     digests = {relative: _digest(root / relative, size) for relative, (size, _) in stamps.items()
                if root is not None and relative.startswith(_APPEND_ONLY)}
-    with files.collection_paused(), files.replaced_atomically(path) as tmp, duckdb.connect(str(tmp)) as con:
-        con.execute(_DDL)
-        _fill(con, mesh)
-        _finish(con, workspace_fingerprint, stamps, digests)
+    # Named apart from any other build's: two processes may build the same state at once.
+    documents = path.with_name(f"{path.stem}-{secrets.token_hex(4)}.documents")
+    try:
+        with files.collection_paused(), files.replaced_atomically(path) as tmp, duckdb.connect(str(tmp)) as con:
+            con.execute(_DDL)
+            _fill(con, mesh, documents)
+            _finish(con, workspace_fingerprint, stamps, digests, documents)
+    except BaseException:
+        documents.unlink(missing_ok=True)
+        raise
+    return documents
 
 
 def _digest(path: Path, size: int) -> str | None:
@@ -397,10 +473,11 @@ def _digest(path: Path, size: int) -> str | None:
 
 
 def _finish(con: duckdb.DuckDBPyConnection, workspace_fingerprint: str, stamps: dict[str, tuple[int, int]],
-            digests: dict[str, str | None]) -> None:
+            digests: dict[str, str | None], documents: Path) -> None:
     con.execute("DELETE FROM meta")
     con.execute("DELETE FROM sources")
-    con.execute("INSERT INTO meta VALUES ('fingerprint', ?), ('schema', ?)", [workspace_fingerprint, SCHEMA_VERSION])
+    con.execute("INSERT INTO meta VALUES ('fingerprint', ?), ('schema', ?), ('documents', ?)",
+                [workspace_fingerprint, SCHEMA_VERSION, documents.name])
     _insert(con, "sources", [(relative, size, mtime, digests.get(relative))
                              for relative, (size, mtime) in sorted(stamps.items())])
 
@@ -415,12 +492,13 @@ def update_index(workspace: Workspace, previous: Path, path: Path, workspace_fin
     check it had (so what other files refer to still exists); each changed log only grew by whole,
     valid events, later than what the index knows of the datasets whose schemas they carry. Returns
     False otherwise: then build it whole."""
-    con = _cursor(previous)
-    if con is None:
+    opened = _opened(previous)
+    if opened is None:
         return False
+    con, documents = opened
     with con:
         old = _indexed_sources(con)
-        if old is None:
+        if old is None or documents.mostly_replaced(con):
             return False
         changed = sorted(p for p in set(old) | set(stamps) if old.get(p, (None, None))[:2] != stamps.get(p))
         if not changed or any(p not in stamps for p in changed):
@@ -432,7 +510,7 @@ def update_index(workspace: Workspace, previous: Path, path: Path, workspace_fin
                 if data is None:
                     return False
                 contents[relative] = data
-        changes = _Changes.judged(workspace, con, old, changed, contents)
+        changes = _Changes.judged(workspace, con, documents, old, changed, contents)
     return changes is not None and changes.applied(previous, path, workspace_fingerprint, stamps)
 
 
@@ -447,19 +525,20 @@ def apply_incrementally(workspace: Workspace, changes: dict[str, str], parsed: d
     stamps = workspace.source_stamps()
     current = index_path(workspace, fingerprint(workspace, stamps))
     differing = workspace.differing(changes)
-    con = _cursor(current) if current.exists() else None
-    if con is None:
+    opened = _opened(current) if current.exists() else None
+    if opened is None:
         return None
+    con, documents = opened
     if not differing:
         con.close()
         return []  # the files, indexed as they are, are valid: nothing to write
     with con:
         old = _indexed_sources(con)
-        if old is None:
+        if old is None or documents.mostly_replaced(con):
             return None
         contents = {relative: text.encode("utf-8") for relative, text in differing.items()
                     if relative.startswith(_APPEND_ONLY)}
-        judged = _Changes.judged(workspace, con, old, sorted(differing), contents, differing, parsed)
+        judged = _Changes.judged(workspace, con, documents, old, sorted(differing), contents, differing, parsed)
     if judged is None:
         return None
     written = workspace.write(differing)
@@ -467,7 +546,7 @@ def apply_incrementally(workspace: Workspace, changes: dict[str, str], parsed: d
     wanted = fingerprint(workspace, stamps)
     path = index_path(workspace, wanted)
     if not path.exists() and judged.applied(current, path, wanted, stamps):
-        _remove_older(workspace, keep=path)
+        _remove_older(workspace, keep=path, documents=documents.path)
     return written
 
 
@@ -504,7 +583,7 @@ class _Changes:
     digests: dict[str, str | None]
 
     @classmethod
-    def judged(cls, workspace: Workspace, con: duckdb.DuckDBPyConnection,
+    def judged(cls, workspace: Workspace, con: duckdb.DuckDBPyConnection, documents: _Documents,
                old: dict[str, tuple[int, int, str | None]], changed: list[str], contents: dict[str, bytes],
                overlay: dict[str, str] | None = None, parsed: dict[str, Any] | None = None) -> _Changes | None:
         """None unless every changed file is a product file or a log that only grew by valid lines;
@@ -514,7 +593,7 @@ class _Changes:
         quality = [p for p in changed if p.startswith("quality/") and p.endswith(".jsonl")]
         if len(products) + len(logs) + len(quality) != len(changed):
             return None
-        found = _changed_products(workspace, con, products, overlay, parsed) if products else {}
+        found = _changed_products(workspace, con, documents, products, overlay, parsed) if products else {}
         if found is None:
             return None
         digests = {p: digest for p, (_, _, digest) in old.items()}
@@ -554,7 +633,7 @@ class _Changes:
         return True
 
 
-def _changed_products(workspace: Workspace, con: duckdb.DuckDBPyConnection, changed: list[str],
+def _changed_products(workspace: Workspace, con: duckdb.DuckDBPyConnection, documents: _Documents, changed: list[str],
                       overlay: dict[str, str] | None = None, parsed: dict[str, Any] | None = None,
                       ) -> dict[str, DataProduct] | None:
     """The changed product files (from `overlay` where it has them), read and checked against the indexed
@@ -564,8 +643,9 @@ def _changed_products(workspace: Workspace, con: duckdb.DuckDBPyConnection, chan
 
     def indexed(domain: str, product_id: str) -> DataProduct | None:
         """An indexed product, read only when a changed product refers to it."""
-        row = con.execute("SELECT document FROM products WHERE domain = ? AND id = ?", [domain, product_id]).fetchone()
-        return DataProduct.model_validate_json(row[0]) if row else None
+        row = con.execute("SELECT document_at, document_size FROM products WHERE domain = ? AND id = ?",
+                          [domain, product_id]).fetchone()
+        return DataProduct.model_validate_json(documents.read(*row)) if row else None
 
     found = workspace.load_products(changed, indexed, team_ids, overlay, parsed)
     if found is None:
@@ -669,6 +749,10 @@ def _apply_changes(previous: Path, path: Path, changes: _Changes, workspace_fing
     with files.replaced_atomically(path) as tmp:
         shutil.copyfile(previous, tmp)
         with duckdb.connect(str(tmp)) as con:
+            # The copy's products are in the previous state's documents file: the changed ones are appended.
+            documents = _documents_path(previous, con)
+            if documents is None:
+                raise OSError(f"{previous} names no documents file")
             con.execute("BEGIN")
             if products:
                 for table, key in (("columns", "dataset_ref"), ("checks", "dataset_ref"), ("foreign_keys", "dataset_ref")):
@@ -677,7 +761,8 @@ def _apply_changes(previous: Path, path: Path, changes: _Changes, workspace_fing
                 con.execute("DELETE FROM datasets WHERE list_contains(?, product_ref)", [refs])
                 con.execute("DELETE FROM products WHERE list_contains(?, ref)", [refs])
                 known = {r for (r,) in con.execute("SELECT ref FROM datasets").fetchall()}
-                for table, rows in _product_rows(products, {str(p.ref): f for f, p in found.items()}).items():
+                for table, rows in _product_rows(products, {str(p.ref): f for f, p in found.items()},
+                                                 documents).items():
                     _insert(con, table, rows)
                 known |= {str(p.dataset_ref(d.name)) for p in products for d in p.datasets}
                 _insert(con, "foreign_keys", foreign_keys(products, known))
@@ -692,7 +777,7 @@ def _apply_changes(previous: Path, path: Path, changes: _Changes, workspace_fing
                     con.execute(f"DROP TABLE new_{table}")
                 _insert(con, "schema_versions", versions)
             _insert(con, "check_results", _result_rows(changes.results))
-            _finish(con, workspace_fingerprint, stamps, digests)
+            _finish(con, workspace_fingerprint, stamps, digests, documents)
             con.execute("COMMIT")
 
 
@@ -735,13 +820,17 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> No
         con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
 
 
-def _product_rows(products: list[DataProduct], product_files: dict[str, str]) -> dict[str, list[tuple]]:
-    """The rows of products, datasets, columns and checks for these products."""
+def _product_rows(products: list[DataProduct], product_files: dict[str, str], documents: Path,
+                  ) -> dict[str, list[tuple]]:
+    """The rows of products, datasets, columns and checks for these products, whose JSON is appended to
+    the `documents` file."""
     rows: dict[str, list[tuple]] = {"products": [], "datasets": [], "columns": [], "checks": []}
-    for p in products:
+    placed = _Documents.append(documents, [p.model_dump_json(exclude_none=True) for p in products])
+    for p, (at, size, digest) in zip(products, placed, strict=True):
+        listed = p.model_dump(mode="json", exclude_none=True, include={"consumers", "slos"})
         rows["products"].append((str(p.ref), p.domain, p.id, p.name, p.owner, p.description, p.status.value,
-                                 p.version, p.tags, p.contract, p.source, p.model_dump_json(exclude_none=True),
-                                 product_files.get(str(p.ref))))
+                                 p.version, p.tags, p.contract, p.source, json.dumps(listed["consumers"]),
+                                 json.dumps(listed["slos"]), at, size, digest, product_files.get(str(p.ref))))
         for port in p.output_ports:
             d = port.dataset
             ref = str(p.dataset_ref(d.name))
@@ -757,10 +846,10 @@ def _product_rows(products: list[DataProduct], product_files: dict[str, str]) ->
     return rows
 
 
-def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh) -> None:
+def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh, documents: Path) -> None:
     _insert(con, "teams", [(t.id, t.name, t.domain, t.description, t.slack_channel, t.oncall, t.parent) for t in mesh.teams])
     _insert(con, "team_members", [(t.id, m.name, m.email, m.role) for t in mesh.teams for m in t.members])
-    for table, rows in _product_rows(mesh.products, mesh.product_files).items():
+    for table, rows in _product_rows(mesh.products, mesh.product_files, documents).items():
         _insert(con, table, rows)
     _insert(con, "foreign_keys", foreign_keys(mesh.products))
     _insert(con, "check_results", _result_rows(mesh.results))

@@ -410,11 +410,12 @@ class _StoredProducts(Mapping[str, DataProduct]):
 
     def _all(self) -> list[str]:
         if self._refs is None:
-            missing = self._store.con.execute("SELECT ref, document FROM products ORDER BY ref").fetchall()
-            for ref, document in missing:
+            refs = []
+            for ref, document in self._store.products_json():
                 if ref not in self._parsed:
                     self._parsed[ref] = DataProduct.model_validate_json(document)
-            self._refs = [ref for ref, _ in missing]
+                refs.append(ref)
+            self._refs = refs
         return self._refs
 
     def __iter__(self) -> Iterator[str]:
@@ -479,15 +480,21 @@ def _save_atomically(index: CatalogIndex, folder: Path, source: str = "") -> Non
     import shutil
     import tempfile
 
+    from meshpilot.tools.search_index import SHARED_DIR
+
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".search.", dir=folder.parent))
     try:
-        index.save(staging, source)
+        kept = index.save(staging, source)
         old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
         if folder.exists():
             os.replace(folder, old)
         os.replace(staging, folder)
         shutil.rmtree(old, ignore_errors=True)
+        # Shared files of earlier states (a process still reading one keeps its mapping).
+        for shared in (folder.parent / SHARED_DIR).glob("*"):
+            if shared.name not in kept:
+                shared.unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -380,8 +380,7 @@ class Triage:
 
 def _product_fields(con: Any, refs: list[str]) -> dict[str, dict[str, Any]]:
     """Owner, contract, consumers and SLOs of these products."""
-    rows = con.execute("SELECT ref, owner, contract, json_extract(document, '$.consumers'), "
-                       "json_extract(document, '$.slos') FROM products WHERE list_contains($refs, ref)",
+    rows = con.execute("SELECT ref, owner, contract, consumers, slos FROM products WHERE list_contains($refs, ref)",
                        {"refs": refs}).fetchall()
     return {ref: {"owner": owner, "contract": contract, "consumers": json.loads(consumers or "[]"),
                   "slos": json.loads(slos or "[]")} for ref, owner, contract, consumers, slos in rows}

@@ -203,7 +203,7 @@ class LineageGraph:
     def _products(self, refs: list[str]) -> dict[str, dict[str, Any]]:
         found = {}
         for ref, owner, contract, consumers in self._con.execute(
-                "SELECT ref, owner, contract, json_extract(document, '$.consumers') FROM products "
+                "SELECT ref, owner, contract, consumers FROM products "
                 "WHERE list_contains($refs, ref)", {"refs": refs}).fetchall():
             found[ref] = {"owner": owner, "consumers": [c["name"] for c in json.loads(consumers or "[]")],
                           "contract": contract}

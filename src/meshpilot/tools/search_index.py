@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from meshpilot.mesh import files
 from meshpilot.mesh.files import collection_paused
 from meshpilot.tools.tokens import Tokenizer
 
@@ -64,6 +65,7 @@ class SparseIndex:
         self.vocab: dict[str, int] = {} if vocab is None else vocab
         self.segments: list[sp.csc_matrix] = []
         self.offsets: list[int] = []  # first row of each segment
+        self.saved: list[str | None] = []  # each segment's name among the shared files, once saved
         self.doc_len = np.zeros(0, dtype=np.float32)
         self.live = np.zeros(0, dtype=bool)
         self.df = np.zeros(0, dtype=np.int64)
@@ -110,6 +112,7 @@ class SparseIndex:
         matrix.sum_duplicates()
         self.segments.append(matrix)
         self.offsets.append(first)
+        self.saved.append(None)
         self.doc_len = np.concatenate([self.doc_len, np.asarray(matrix.sum(axis=1)).ravel().astype(np.float32)])
         self.live = np.concatenate([self.live, np.ones(matrix.shape[0], dtype=bool)])
         self.df = np.concatenate([self.df, np.zeros(n_terms - len(self.df), dtype=np.int64)]) + np.diff(matrix.indptr)
@@ -119,13 +122,25 @@ class SparseIndex:
         return range(first, self.size)
 
     def delete(self, rows: Iterable[int]) -> None:
-        """Tombstone rows. Their terms still count in document frequencies until the next merge, as
-        Lucene does: exact statistics would cost a pass over the whole matrix per change."""
+        """Tombstone rows, and take their terms out of the document frequencies, so that scores are those
+        of an index built without them (each row's terms are found with one pass over its segment's
+        postings: a segment is never rewritten for a delete)."""
         rows = np.asarray(list(rows), dtype=np.int64)
-        if len(rows):
-            self.live = np.array(self.live)  # loaded memory-mapped, read-only
-            self.live[rows] = False
-            self._stats = None
+        if not len(rows):
+            return
+        rows = np.unique(rows[self.live[rows]])
+        self.live = np.array(self.live)  # loaded memory-mapped, read-only
+        self.live[rows] = False
+        self.df = np.array(self.df)
+        for matrix, offset in zip(self.segments, self.offsets, strict=True):
+            local = rows[(rows >= offset) & (rows < offset + matrix.shape[0])] - offset
+            if not len(local):
+                continue
+            dead = np.zeros(matrix.shape[0], dtype=bool)
+            dead[local] = True
+            terms = np.searchsorted(matrix.indptr, np.flatnonzero(dead[matrix.indices]), side="right") - 1
+            self.df[:matrix.shape[1]] -= np.bincount(terms, minlength=matrix.shape[1])
+        self._stats = None
 
     def compact(self) -> None:
         """Merge segments into one (rows keep their numbers; deleted rows stay as empty tombstones)."""
@@ -136,7 +151,7 @@ class SparseIndex:
         if not self.live.all():
             merged = sp.diags(self.live.astype(np.float32)) @ merged  # empties the tombstoned rows
             merged.eliminate_zeros()
-        self.segments, self.offsets = [merged.tocsc()], [0]
+        self.segments, self.offsets, self.saved = [merged.tocsc()], [0], [None]
         self.df = np.diff(self.segments[0].indptr).astype(np.int64)
 
     def scores(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -176,29 +191,58 @@ class SparseIndex:
 
     # persistence: plain arrays and JSON, never pickle (a workspace may come from someone else). The
     # arrays are memory-mapped when loaded: a query reads the postings of its own terms only, so opening
-    # the index costs the same at a hundred datasets as at a hundred thousand.
-    _ARRAYS = ("indptr", "indices", "data", "doc_len", "df", "live")
+    # the index costs the same at a hundred datasets as at a hundred thousand. Segments are files shared
+    # by the states of the index, written once: a state that adds one product's rows writes one small
+    # segment, not the whole matrix again. They are merged when there are many or many rows are deleted.
+    _ARRAYS = ("doc_len", "df", "live")
+    _SEGMENT_ARRAYS = ("indptr", "indices", "data")
+    MAX_SEGMENTS = 8
 
-    def save(self, folder: Path) -> None:
-        self.compact()
-        matrix = self.segments[0] if self.segments else sp.csc_matrix((0, len(self.vocab)), dtype=np.float32)
-        matrix = sp.csc_matrix(_widen(matrix, len(self.vocab)))
-        arrays = {"indptr": matrix.indptr, "indices": matrix.indices, "data": matrix.data.astype(np.float32),
-                  "doc_len": self.doc_len.astype(np.float32), "df": np.asarray(self.df, dtype=np.int64), "live": self.live}
-        for name, values in arrays.items():
-            np.save(folder / f"{name}.npy", np.ascontiguousarray(values))
-        (folder / "shape.json").write_text(json.dumps(list(matrix.shape)))
+    def save(self, folder: Path, name: str) -> set[str]:
+        """The index in `folder`, its segments in the shared files beside it (new ones named from
+        `name`); returns the names of the shared files it reads."""
+        import secrets
+
+        shared = folder.parent.parent / SHARED_DIR
+        if len(self.segments) > self.MAX_SEGMENTS or (self.size and self.live.sum() < 0.75 * self.size):
+            self.compact()
+        listed, used = [], set()
+        for position, (matrix, offset) in enumerate(zip(self.segments, self.offsets, strict=True)):
+            segment = self.saved[position]
+            if segment is None:
+                segment = f"{name}-terms-{secrets.token_hex(6)}"
+                shared.mkdir(parents=True, exist_ok=True)
+                matrix = sp.csc_matrix(matrix)
+                for array, values in zip(self._SEGMENT_ARRAYS, (matrix.indptr, matrix.indices,
+                                                                matrix.data.astype(np.float32)), strict=True):
+                    with (shared / f"{segment}.{array}.npy").open("xb") as handle:
+                        np.save(handle, np.ascontiguousarray(values))
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                self.saved[position] = segment
+            listed.append({"name": segment, "offset": offset, "shape": list(matrix.shape)})
+            used |= {f"{segment}.{array}.npy" for array in self._SEGMENT_ARRAYS}
+        arrays = {"doc_len": self.doc_len.astype(np.float32), "df": np.asarray(self.df, dtype=np.int64),
+                  "live": self.live}
+        for array, values in arrays.items():
+            np.save(folder / f"{array}.npy", np.ascontiguousarray(values))
+        (folder / "segments.json").write_text(json.dumps(listed))
         (folder / "vocab.json").write_text(json.dumps(list(self.vocab)))
+        return used
 
     @classmethod
     def load(cls, folder: Path, vocab: dict[str, int] | None = None) -> SparseIndex:
         index = cls(vocab)
         if vocab is None or not vocab:
             index.vocab.update((t, i) for i, t in enumerate(json.loads((folder / "vocab.json").read_text())))
+        shared = folder.parent.parent / SHARED_DIR
+        for segment in json.loads((folder / "segments.json").read_text()):
+            data, indices, indptr = (np.load(shared / f"{segment['name']}.{array}.npy", mmap_mode="r", allow_pickle=False)
+                                     for array in ("data", "indices", "indptr"))
+            index.segments.append(sp.csc_matrix((data, indices, indptr), shape=tuple(segment["shape"]), copy=False))
+            index.offsets.append(int(segment["offset"]))
+            index.saved.append(segment["name"])
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in cls._ARRAYS}
-        shape = tuple(json.loads((folder / "shape.json").read_text()))
-        matrix = sp.csc_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape, copy=False)
-        index.segments, index.offsets = [matrix], [0]
         index.doc_len, index.df, index.live = arrays["doc_len"], arrays["df"], arrays["live"]
         return index
 
@@ -252,16 +296,28 @@ DENSE_CANDIDATES = 200
 ADD_BATCH = 500  # products indexed together (a product's documents always go in one batch)
 
 
+# Beside a saved index's folder: files its states share, only ever appended to (documents).
+SHARED_DIR = "search-shared"
+# A shared file is written anew when it is over twice what its live rows need, plus this much.
+SHARED_SLACK = 1 << 20
+
+
 class _Documents:
     """Documents by row, kept as their JSON bytes until a row is asked for: those loaded from disk in a
     memory-mapped file (a search shows ten hits, and reading 200,000 documents at every process start
     cost seconds), those added since in a temporary file (an index build of 2M columns would otherwise
-    hold 800 MB of them)."""
+    hold 800 MB of them).
 
-    def __init__(self, stored: Any = None, offsets: np.ndarray | None = None) -> None:
-        self._stored = stored  # the bytes of every stored row, one after another
-        self._offsets = offsets if offsets is not None else np.zeros(1, dtype=np.int64)
-        self._stored_rows = len(self._offsets) - 1
+    Saved, the rows' bytes are in a file shared by the states of the index, where each state notes the
+    span of each of its rows: a state made by changing some products appends their rows to the file of
+    the state it came from (one changed product at 10k datasets wrote 80 MB of column documents again).
+    The file is written anew when most of it is rows no state needs any more."""
+
+    def __init__(self, stored: Any = None, spans: np.ndarray | None = None, file: Path | None = None) -> None:
+        self._stored = stored  # the shared file's bytes (memory-mapped)
+        self._spans = spans if spans is not None else np.zeros((0, 2), dtype=np.int64)  # (start, end) per row
+        self._file = file
+        self._stored_rows = len(self._spans)
         self._spool: Any = None  # rows after the stored ones, encoded, one after another
         self._spooled: list[int] = [0]  # where each spooled row starts, and the end
         self._removed: set[int] = set()
@@ -271,19 +327,22 @@ class _Documents:
     def open(cls, folder: Path) -> _Documents:
         import mmap
 
-        offsets = np.load(folder / "docs_offsets.npy", mmap_mode="r", allow_pickle=False)
-        if offsets[-1] == 0:
-            return cls(b"", offsets)
-        with (folder / "docs.bin").open("rb") as handle:
-            stored = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        return cls(stored, offsets)
+        spans = np.load(folder / "docs_spans.npy", mmap_mode="r", allow_pickle=False)
+        file = folder.parent.parent / SHARED_DIR / json.loads((folder / "docs.json").read_text())["file"]
+        with file.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if len(spans) and int(spans[:, 1].max()) > size:
+                raise ValueError(f"{file} is shorter than the search index expects")
+            stored = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        return cls(stored, spans, file)
 
     def __len__(self) -> int:
         return self._stored_rows + len(self._spooled) - 1
 
     def _raw(self, row: int) -> bytes:
         if row < self._stored_rows:
-            return self._stored[int(self._offsets[row]):int(self._offsets[row + 1])]
+            start, end = int(self._spans[row, 0]), int(self._spans[row, 1])
+            return self._stored[start:end] if end > start else b"null"
         start, end = self._spooled[row - self._stored_rows], self._spooled[row - self._stored_rows + 1]
         self._spool.seek(start)
         return self._spool.read(end - start)
@@ -321,36 +380,65 @@ class _Documents:
             end += len(raw)
             self._spooled.append(end)
 
-    def save(self, folder: Path) -> None:
-        """Rows as JSON, one after another, and where each starts. Kept rows are copied in runs (between
-        removed rows), spooled ones in one piece: one changed product must not cost a read per row."""
-        lengths = np.concatenate([np.diff(np.asarray(self._offsets, dtype=np.int64)),
-                                  np.diff(np.asarray(self._spooled, dtype=np.int64))])
-        removed = np.fromiter(sorted(self._removed), dtype=np.int64, count=len(self._removed))
-        lengths[removed] = len(b"null")
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        with (folder / "docs.bin").open("wb") as handle:
-            start = 0
-            for end in [*removed.tolist(), len(self)]:
-                self._write_rows(handle, start, end)
-                if end < len(self):
-                    handle.write(b"null")
-                start = end + 1
-        np.save(folder / "docs_offsets.npy", offsets)
+    def save(self, folder: Path, name: str) -> str:
+        """The rows' spans in `folder`, their bytes in the shared file (appended to it, or written anew
+        under a fresh name starting with `name`); returns the shared file's name."""
+        shared = folder.parent.parent / SHARED_DIR
+        spans = np.array(self._spans, dtype=np.int64)
+        spans[sorted(r for r in self._removed if r < self._stored_rows)] = 0
+        spooled = np.asarray(self._spooled, dtype=np.int64)
+        live_stored = int((spans[:, 1] - spans[:, 0]).sum())
+        appended = int(spooled[-1])
+        if self._file is not None and self._file.exists() and \
+                os.path.getsize(self._file) <= 2 * (live_stored + appended) + SHARED_SLACK:
+            file = self._file
+            start = files.append_shared(file, self._spooled_chunks())
+        else:
+            import secrets
 
-    def _write_rows(self, handle: Any, start: int, end: int) -> None:
-        """Rows start..end-1 as they are stored or spooled."""
-        stored_end = min(end, self._stored_rows)
-        if start < stored_end:
-            handle.write(self._stored[int(self._offsets[start]):int(self._offsets[stored_end])])
-        first, last = max(start, self._stored_rows) - self._stored_rows, end - self._stored_rows
-        if first < last:
-            self._spool.seek(self._spooled[first])
-            remaining = self._spooled[last] - self._spooled[first]
-            while remaining:
-                chunk = self._spool.read(min(remaining, 1 << 20))
-                handle.write(chunk)
-                remaining -= len(chunk)
+            file = shared / f"{name}-{secrets.token_hex(6)}.bin"
+            spans = self._rewritten(file, spans)
+            start = files.append_shared(file, self._spooled_chunks())
+        added = np.stack([spooled[:-1], spooled[1:]], axis=1) + start
+        removed = [r - self._stored_rows for r in self._removed if r >= self._stored_rows]
+        added[removed] = 0
+        np.save(folder / "docs_spans.npy", np.concatenate([spans, added]) if len(added) else spans)
+        (folder / "docs.json").write_text(json.dumps({"file": file.name}))
+        return file.name
+
+    def _rewritten(self, file: Path, spans: np.ndarray) -> np.ndarray:
+        """The live stored rows copied into a new file, in runs of rows that lie one after another;
+        returns their spans there."""
+        shared = np.zeros_like(spans)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with file.open("xb") as handle:
+            position, row = 0, 0
+            while row < len(spans):
+                start, end = int(spans[row, 0]), int(spans[row, 1])
+                if end <= start:
+                    row += 1
+                    continue
+                last = row
+                while last + 1 < len(spans) and spans[last + 1, 0] == spans[last, 1] and spans[last + 1, 1] > spans[last + 1, 0]:
+                    last += 1
+                run_end = int(spans[last, 1])
+                handle.write(self._stored[start:run_end])
+                shared[row:last + 1] = spans[row:last + 1] - start + position
+                position += run_end - start
+                row = last + 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        return shared
+
+    def _spooled_chunks(self) -> Iterator[bytes]:
+        if self._spool is None:
+            return
+        self._spool.seek(0)
+        remaining = self._spooled[-1]
+        while remaining:
+            chunk = self._spool.read(min(remaining, 1 << 24))
+            yield chunk
+            remaining -= len(chunk)
 
 
 class _Kind:
@@ -631,17 +719,19 @@ class CatalogIndex:
 
     # --- persistence -------------------------------------------------------------------------------
 
-    def save(self, folder: Path, source: str = "") -> None:
+    def save(self, folder: Path, source: str = "") -> set[str]:
         """`source` names what the index was built from (the metadata index's fingerprint): a reader
-        finding the same one uses the index as it is, with no change detection at all."""
+        finding the same one uses the index as it is, with no change detection at all. Returns the names
+        of the files in SHARED_DIR (beside `folder`) that the saved index reads."""
         folder.mkdir(parents=True, exist_ok=True)
         self._load_products_state()
+        shared: set[str] = set()
         for kind, index in self.kinds.items():
             (folder / kind).mkdir(exist_ok=True)
-            index.sparse.save(folder / kind)
             np.save(folder / kind / "parent.npy", np.asarray(index.parent, dtype=np.int64))
             np.save(folder / kind / "product.npy", np.asarray(index.product, dtype=np.int64))
-            index.docs.save(folder / kind)
+            shared.add(index.docs.save(folder / kind, kind))
+            shared |= index.sparse.save(folder / kind, kind)
             # Filter postings as arrays, so loading never reads the documents themselves.
             keys = list(index.postings)
             rows = [np.asarray(index.postings[key], dtype=np.int64) for key in keys]
@@ -656,6 +746,7 @@ class CatalogIndex:
             "source": source, "vector_hashes": hashes, "embedder": getattr(self.embedder, "name", None),
         }))
         self.source = source
+        return shared
 
     @classmethod
     def load(cls, folder: Path, embedder: Any | None = None) -> CatalogIndex:
