@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from openmetadata_exports import one_schema_export, spider_export, synthetic_export  # noqa: E402
@@ -163,7 +165,10 @@ def measure(size: int, scratch: Path) -> dict:
     edits = iter(range(2 * RUNS))
 
     def after_a_change(args: list[str]) -> float:
-        changed.write_text(changed.read_text() + f"\n# changed {next(edits)}\n")
+        # As a product team edits it: its description changes, so the product's rows and documents do.
+        document = yaml.safe_load(changed.read_text())
+        document["description"] = f"{document.get('description') or ''} Edited ({next(edits)})."
+        changed.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
         return cold(*args)[0]
 
     # The next command re-indexes that product in the metadata index; a search also in the search index.
