@@ -96,10 +96,14 @@ def test_a_build_in_batches_and_an_update_answer_as_one_whole_build(demo_workspa
     assert [[ref for ref, _ in q] for q in updated] == [[ref for ref, _ in q] for q in rebuilt]
 
 
-def _shared_files(workspace: Workspace, suffix: str = "") -> set[str]:
+def _shared_files(workspace: Workspace, which: str = "") -> set[str]:
+    """The files the search index's states share: "documents", "terms" (segments) or all."""
     from meshpilot.tools.search_index import SHARED_DIR
 
-    return {p.name for p in (workspace.state_dir / SHARED_DIR).iterdir() if p.name.endswith(suffix)}
+    names = {p.name for p in (workspace.state_dir / SHARED_DIR).iterdir()}
+    if which == "terms":
+        return {n for n in names if "-terms-" in n}
+    return {n for n in names if "-terms-" not in n} if which == "documents" else names
 
 
 def _shown(workspace: Workspace) -> list:
@@ -113,8 +117,8 @@ def test_a_changed_product_is_appended_to_the_documents_earlier_states_share(dem
     from meshpilot.tools import search_index
 
     _shown(demo_workspace)
-    files = _shared_files(demo_workspace, ".bin")
-    segments = _shared_files(demo_workspace, ".npy")
+    files = _shared_files(demo_workspace, "documents")
+    segments = _shared_files(demo_workspace, "terms")
     sizes = {name: (demo_workspace.state_dir / search_index.SHARED_DIR / name).stat().st_size for name in files}
     product = demo_workspace.root / "products" / "commerce.returns.yaml"
     for wording in ("Return refund facts:", "Return refund and exchange facts:"):
@@ -122,8 +126,8 @@ def test_a_changed_product_is_appended_to_the_documents_earlier_states_share(dem
                            .replace("Return refund facts:", wording, 1))
         updated = _shown(demo_workspace)
         if wording == "Return refund facts:":  # the first segments kept, the product's rows in new ones
-            assert _shared_files(demo_workspace, ".npy") > segments
-    assert _shared_files(demo_workspace, ".bin") == files  # appended to, not written again
+            assert _shared_files(demo_workspace, "terms") > segments
+    assert _shared_files(demo_workspace, "documents") == files  # appended to, not written again
     assert all((demo_workspace.state_dir / search_index.SHARED_DIR / n).stat().st_size > sizes[n] for n in
                files if n.startswith("column") or n.startswith("dataset"))
     # What the appended rows show is what a whole build shows.
@@ -133,19 +137,19 @@ def test_a_changed_product_is_appended_to_the_documents_earlier_states_share(dem
 
     # Once most of a file is rows no state uses, the next save writes it anew.
     monkeypatch.setattr(search_index, "SHARED_SLACK", 0)
-    files = _shared_files(demo_workspace, ".bin")
+    files = _shared_files(demo_workspace, "documents")
     for _ in range(8):  # the returns product is a fifth of the demo: replaced eight times, most is dead
         product.write_text(product.read_text().replace("Return refund and exchange facts:", "Return facts:", 1))
         assert _shown(demo_workspace) != updated
         product.write_text(product.read_text().replace("Return facts:", "Return refund and exchange facts:", 1))
         assert _shown(demo_workspace) == updated
-    assert _shared_files(demo_workspace, ".bin") != files
+    assert _shared_files(demo_workspace, "documents") != files
 
 
 def test_a_missing_or_broken_index_is_rebuilt_with_a_message(demo_workspace: Workspace) -> None:
     Catalog.open(demo_workspace)
     folder = demo_workspace.state_dir / "search"
-    (folder / "column" / "doc_len.npy").write_bytes(b"not an array")
+    (folder / "column" / "terms.bin").write_bytes(b"not an array")  # torn
     rebuilt = Catalog.open(demo_workspace)
     assert "unreadable" in rebuilt.status["rebuilt"]
     assert EMAIL in [h.ref for h in rebuilt.search("email", k=3).hits]

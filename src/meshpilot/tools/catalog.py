@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -315,6 +315,7 @@ class Catalog:
         column_rows, _ = ranked["column"]
         matching_columns = {self.index.doc("column", int(r)).ref for r in column_rows[: 10 * k]}
         joins, bridges = self._join_paths(list(chosen))
+        _read_ahead(self.products, {str(MeshRef.parse(ref).product_ref()) for ref in [*chosen, *bridges]})
         tables = [self._linked_table(ref, chosen.get(ref, 0.0), "match" if ref in chosen else "join", matching_columns)
                   for ref in [*chosen, *bridges]]
         citations = [t.ref for t in tables] + [c.ref for t in tables for c in t.columns]
@@ -354,6 +355,11 @@ class Catalog:
     def _join_paths(self, tables: list[str], max_hops: int = 2) -> tuple[list[Join], list[str]]:
         """Joins connecting the chosen tables through foreign keys, and the tables only needed to join."""
         graph = self.foreign_keys()
+        reached, frontier = set(tables), set(tables)
+        for _ in range(max_hops):  # the walks below, read a hop at a time
+            _read_ahead(graph, frontier)
+            frontier = {other for node in frontier for _, other, _ in graph.get(node, [])} - reached
+            reached |= frontier
         joins: dict[tuple[str, str], Join] = {}
         bridges: list[str] = []
         chosen = set(tables)
@@ -391,6 +397,13 @@ def _bring_up_to_date(index: CatalogIndex, workspace: Workspace, store: MeshStor
         for ref, digest, contract in store.product_digests())
 
 
+def _read_ahead(mapping: Mapping[str, Any], refs: Iterable[str]) -> None:
+    """Have a mapping read from the metadata index fetch these keys at once (an in-memory one has them)."""
+    read_ahead = getattr(mapping, "read_ahead", None)
+    if read_ahead is not None:
+        read_ahead(refs)
+
+
 class _StoredProducts(Mapping[str, DataProduct]):
     """Products by reference, each read from the metadata index when first asked for (a point lookup),
     all at once only when someone walks them all."""
@@ -407,6 +420,13 @@ class _StoredProducts(Mapping[str, DataProduct]):
             except NotFoundError:
                 raise KeyError(ref) from None
         return self._parsed[ref]
+
+    def read_ahead(self, refs: Iterable[str]) -> None:
+        """Read these products in one query, before they are asked for one by one."""
+        missing = sorted({ref for ref in refs if ref not in self._parsed})
+        if missing:
+            for ref, document in self._store.products_json(missing):
+                self._parsed[ref] = DataProduct.model_validate_json(document)
 
     def _all(self) -> list[str]:
         if self._refs is None:
@@ -435,8 +455,14 @@ class _StoredForeignKeys(Mapping[str, list[tuple[str, str, str]]]):
 
     def __getitem__(self, ref: str) -> list[tuple[str, str, str]]:
         if ref not in self._edges:
-            self._edges[ref] = self._store.foreign_keys_of(ref)
+            self.read_ahead([ref])
         return self._edges[ref]
+
+    def read_ahead(self, refs: Iterable[str]) -> None:
+        """Read the keys of these datasets in one query, before they are asked for one by one."""
+        missing = sorted({ref for ref in refs if ref not in self._edges})
+        if missing:
+            self._edges.update(self._store.foreign_keys_of(missing))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._store.foreign_keys())

@@ -57,6 +57,46 @@ class Document:
         return " ".join(t for name in self.fields for t in self.texts(name) if t)
 
 
+def _save_arrays(folder: Path, name: str, arrays: dict[str, np.ndarray], durable: bool = False, **meta: Any) -> None:
+    """`arrays` one after another in `name`.bin (each aligned to 64 bytes), their layout and `meta` in
+    `name`.json. Loading maps the file once: np.load maps each .npy file on its own, about a tenth of a
+    millisecond each, and a search opened a hundred of them."""
+    layout, position = {}, 0
+    # A shared (durable) file is never written over: states that read it may be open.
+    with (folder / f"{name}.bin").open("xb" if durable else "wb") as handle:
+        for key, values in arrays.items():
+            values = np.ascontiguousarray(values)
+            padding = -position % 64
+            handle.write(b"\0" * padding)
+            position += padding
+            layout[key] = [values.dtype.str, list(values.shape), position]
+            if values.nbytes:
+                handle.write(memoryview(values.reshape(-1)).cast("B"))  # no copy of a large array
+            position += values.nbytes
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    (folder / f"{name}.json").write_text(json.dumps({"arrays": layout, **meta}))
+
+
+def _load_arrays(folder: Path, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays `_save_arrays` wrote (read-only, memory-mapped) and its `meta`."""
+    import mmap
+
+    meta = json.loads((folder / f"{name}.json").read_text())
+    with (folder / f"{name}.bin").open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+    arrays = {}
+    for key, (dtype, shape, offset) in meta.pop("arrays").items():
+        count = int(np.prod(shape))
+        if offset + count * np.dtype(dtype).itemsize > size:
+            raise ValueError(f"{folder / name}.bin is shorter than its layout says")
+        arrays[key] = np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape) if count \
+            else np.zeros(shape, dtype=dtype)
+    return arrays, meta
+
+
 class SparseIndex:
     """BM25 over segments of a (documents x terms) matrix, with tombstones for deleted rows."""
 
@@ -194,8 +234,6 @@ class SparseIndex:
     # the index costs the same at a hundred datasets as at a hundred thousand. Segments are files shared
     # by the states of the index, written once: a state that adds one product's rows writes one small
     # segment, not the whole matrix again. They are merged when there are many or many rows are deleted.
-    _ARRAYS = ("doc_len", "df", "live")
-    _SEGMENT_ARRAYS = ("indptr", "indices", "data")
     MAX_SEGMENTS = 8
 
     def save(self, folder: Path, name: str) -> set[str]:
@@ -213,36 +251,33 @@ class SparseIndex:
                 segment = f"{name}-terms-{secrets.token_hex(6)}"
                 shared.mkdir(parents=True, exist_ok=True)
                 matrix = sp.csc_matrix(matrix)
-                for array, values in zip(self._SEGMENT_ARRAYS, (matrix.indptr, matrix.indices,
-                                                                matrix.data.astype(np.float32)), strict=True):
-                    with (shared / f"{segment}.{array}.npy").open("xb") as handle:
-                        np.save(handle, np.ascontiguousarray(values))
-                        handle.flush()
-                        os.fsync(handle.fileno())
+                _save_arrays(shared, segment, {"indptr": matrix.indptr, "indices": matrix.indices,
+                                               "data": matrix.data.astype(np.float32)}, durable=True,
+                             shape=list(matrix.shape))
                 self.saved[position] = segment
-            listed.append({"name": segment, "offset": offset, "shape": list(matrix.shape)})
-            used |= {f"{segment}.{array}.npy" for array in self._SEGMENT_ARRAYS}
-        arrays = {"doc_len": self.doc_len.astype(np.float32), "df": np.asarray(self.df, dtype=np.int64),
-                  "live": self.live}
-        for array, values in arrays.items():
-            np.save(folder / f"{array}.npy", np.ascontiguousarray(values))
-        (folder / "segments.json").write_text(json.dumps(listed))
+            listed.append({"name": segment, "offset": offset})
+            used |= {f"{segment}.bin", f"{segment}.json"}
+        _save_arrays(folder, "terms", {"doc_len": self.doc_len.astype(np.float32),
+                                       "df": np.asarray(self.df, dtype=np.int64), "live": self.live},
+                     segments=listed)
+        # Apart: the kinds share one vocabulary, read once per load (it is the largest part of the state).
         (folder / "vocab.json").write_text(json.dumps(list(self.vocab)))
         return used
 
     @classmethod
     def load(cls, folder: Path, vocab: dict[str, int] | None = None) -> SparseIndex:
         index = cls(vocab)
-        if vocab is None or not vocab:
-            index.vocab.update((t, i) for i, t in enumerate(json.loads((folder / "vocab.json").read_text())))
+        arrays, meta = _load_arrays(folder, "terms")
+        if not index.vocab:
+            terms = json.loads((folder / "vocab.json").read_text())
+            index.vocab.update(zip(terms, range(len(terms))))
         shared = folder.parent.parent / SHARED_DIR
-        for segment in json.loads((folder / "segments.json").read_text()):
-            data, indices, indptr = (np.load(shared / f"{segment['name']}.{array}.npy", mmap_mode="r", allow_pickle=False)
-                                     for array in ("data", "indices", "indptr"))
-            index.segments.append(sp.csc_matrix((data, indices, indptr), shape=tuple(segment["shape"]), copy=False))
+        for segment in meta["segments"]:
+            matrix, layout = _load_arrays(shared, segment["name"])
+            index.segments.append(sp.csc_matrix((matrix["data"], matrix["indices"], matrix["indptr"]),
+                                                shape=tuple(layout["shape"]), copy=False))
             index.offsets.append(int(segment["offset"]))
             index.saved.append(segment["name"])
-        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in cls._ARRAYS}
         index.doc_len, index.df, index.live = arrays["doc_len"], arrays["df"], arrays["live"]
         return index
 
@@ -327,8 +362,9 @@ class _Documents:
     def open(cls, folder: Path) -> _Documents:
         import mmap
 
-        spans = np.load(folder / "docs_spans.npy", mmap_mode="r", allow_pickle=False)
-        file = folder.parent.parent / SHARED_DIR / json.loads((folder / "docs.json").read_text())["file"]
+        arrays, meta = _load_arrays(folder, "docs")
+        spans = arrays["spans"]
+        file = folder.parent.parent / SHARED_DIR / meta["file"]
         with file.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if len(spans) and int(spans[:, 1].max()) > size:
@@ -384,7 +420,7 @@ class _Documents:
         """The rows' spans in `folder`, their bytes in the shared file (appended to it, or written anew
         under a fresh name starting with `name`); returns the shared file's name."""
         shared = folder.parent.parent / SHARED_DIR
-        spans = np.array(self._spans, dtype=np.int64)
+        spans = np.array(self._spans, dtype=np.int64).reshape(-1, 2)
         spans[sorted(r for r in self._removed if r < self._stored_rows)] = 0
         spooled = np.asarray(self._spooled, dtype=np.int64)
         live_stored = int((spans[:, 1] - spans[:, 0]).sum())
@@ -402,8 +438,7 @@ class _Documents:
         added = np.stack([spooled[:-1], spooled[1:]], axis=1) + start
         removed = [r - self._stored_rows for r in self._removed if r >= self._stored_rows]
         added[removed] = 0
-        np.save(folder / "docs_spans.npy", np.concatenate([spans, added]) if len(added) else spans)
-        (folder / "docs.json").write_text(json.dumps({"file": file.name}))
+        _save_arrays(folder, "docs", {"spans": np.concatenate([spans, added]) if len(added) else spans}, file=file.name)
         return file.name
 
     def _rewritten(self, file: Path, spans: np.ndarray) -> np.ndarray:
@@ -728,16 +763,16 @@ class CatalogIndex:
         shared: set[str] = set()
         for kind, index in self.kinds.items():
             (folder / kind).mkdir(exist_ok=True)
-            np.save(folder / kind / "parent.npy", np.asarray(index.parent, dtype=np.int64))
-            np.save(folder / kind / "product.npy", np.asarray(index.product, dtype=np.int64))
             shared.add(index.docs.save(folder / kind, kind))
             shared |= index.sparse.save(folder / kind, kind)
             # Filter postings as arrays, so loading never reads the documents themselves.
             keys = list(index.postings)
             rows = [np.asarray(index.postings[key], dtype=np.int64) for key in keys]
-            np.save(folder / kind / "postings_rows.npy", np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64))
-            np.save(folder / kind / "postings_offsets.npy", np.cumsum([0] + [len(r) for r in rows]).astype(np.int64))
-            (folder / kind / "postings_keys.json").write_text(json.dumps([list(key) for key in keys]))
+            _save_arrays(folder / kind, "links", {
+                "parent": np.asarray(index.parent, dtype=np.int64), "product": np.asarray(index.product, dtype=np.int64),
+                "postings_rows": np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
+                "postings_offsets": np.cumsum([0] + [len(r) for r in rows]).astype(np.int64),
+            }, postings_keys=[list(key) for key in keys])
         hashes = sorted(self.vector_cache)
         np.save(folder / "vectors.npy", np.stack([self.vector_cache[h] for h in hashes]).astype(np.float32)
                 if hashes else np.zeros((0, 0), dtype=np.float32))
@@ -754,12 +789,10 @@ class CatalogIndex:
         state = json.loads((folder / "state.json").read_text())
         for kind, part in index.kinds.items():
             part.sparse = SparseIndex.load(folder / kind, index.vocab)
-            part.parent = np.load(folder / kind / "parent.npy", mmap_mode="r", allow_pickle=False)
-            part.product = np.load(folder / kind / "product.npy", mmap_mode="r", allow_pickle=False)
             part.docs = _Documents.open(folder / kind)
-            keys = json.loads((folder / kind / "postings_keys.json").read_text())
-            rows = np.load(folder / kind / "postings_rows.npy", allow_pickle=False)
-            offsets = np.load(folder / kind / "postings_offsets.npy", allow_pickle=False)
+            arrays, meta = _load_arrays(folder / kind, "links")
+            part.parent, part.product = arrays["parent"], arrays["product"]
+            keys, rows, offsets = meta["postings_keys"], arrays["postings_rows"], arrays["postings_offsets"]
             part.postings = {(key, value): rows[offsets[i]:offsets[i + 1]] for i, (key, value) in enumerate(keys)}
         index.source = state.get("source", "")
         index._products_state = folder / "products.json"
