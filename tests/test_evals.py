@@ -50,6 +50,23 @@ def test_a_retriever_that_returns_nothing_fails(cli, tmp_path: Path, monkeypatch
     assert "retrieval.context_recall: 0.0 is below the threshold 0.85" in result.stderr
 
 
+@pytest.mark.parametrize("broken", ["never proposes", "calls every text column a name"])
+def test_a_broken_pii_classifier_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str) -> None:
+    from meshpilot.guardrails import classify
+
+    def never(name, description, samples, type_="VARCHAR"):
+        return None, "broken"
+
+    def everything(name, description, samples, type_="VARCHAR"):
+        return ("PERSON", "broken") if "CHAR" in type_.upper() else (None, "broken")
+
+    monkeypatch.setattr(classify, "classify_column", never if broken == "never proposes" else everything)
+    result = cli("evals", "run", "--suite", "contracts", "--report", str(tmp_path))
+    assert result.code == 1
+    metric = "classification_recall" if broken == "never proposes" else "classification_precision"
+    assert f"contracts.{metric}: " in result.stderr and "is below the threshold" in result.stderr
+
+
 def test_a_prompt_changed_without_a_version_bump_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     prompts = tmp_path / "prompts"
     shutil.copytree(Path(str(files("meshpilot.prompts"))), prompts, ignore=shutil.ignore_patterns("*.py", "__pycache__"))

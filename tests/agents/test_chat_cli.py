@@ -32,6 +32,22 @@ def test_an_analyst_cannot_get_raw_emails_through_chat(demo_workspace: Workspace
         assert result.code == 0 and "@inbox.example" not in result.stdout, question
 
 
+def test_an_analyst_sees_money_totals_as_numbers(demo_workspace: Workspace, cli) -> None:
+    import duckdb
+
+    ws = str(demo_workspace.root)
+    with duckdb.connect(str(demo_workspace.root / "warehouse.duckdb"), read_only=True) as con:
+        totals = {"What is the total order amount?": con.execute("SELECT sum(amount) FROM commerce.orders").fetchone()[0],
+                  "How much did we refund in total?":
+                      con.execute("SELECT sum(refund_amount) FROM commerce.returns").fetchone()[0]}
+    for question, total in totals.items():
+        result = cli("chat", question, "--workspace", ws, "--role", "analyst", "--json")
+        assert result.code == 0, result.stderr
+        text = json.loads(result.stdout)["text"]
+        assert "<PHONE_NUMBER" not in text and "PII redacted" not in result.stdout, text
+        assert any(shown in text for shown in (f"{total}", f"{total:,}", f"{float(total):,.2f}")), (total, text)
+
+
 def test_bad_chat_invocations(demo_workspace: Workspace, cli) -> None:
     ws = str(demo_workspace.root)
     assert "say which conversation with --thread" in cli("chat", "--approve", "--workspace", ws).stderr

@@ -58,6 +58,19 @@ def test_no_pii_in_ordinary_data_talk(text: str) -> None:
     assert not [f for f in pii.analyze(text) if f.entity_type in ("PHONE_NUMBER", "CREDIT_CARD", "PERSON", "EMAIL_ADDRESS")]
 
 
+@pytest.mark.parametrize("amount", ["25788.46", "1,234,567.89", "4 512,30", "-9876543.2", "2578846.00", "12'345.60",
+                                    "12345678.90", "4155550123.45"])
+def test_amounts_are_not_phone_numbers(amount: str) -> None:
+    for text in (amount, f"The total order amount is {amount}.", f"| sum_amount |\n| {amount} |"):
+        assert "PHONE_NUMBER" not in types(text), text
+
+
+@pytest.mark.parametrize("phone", ["+49 30 1234567", "(555) 123-4567", "555.123.4567", "+44 20 7946 0958",
+                                   "0490 75 40 81"])
+def test_phone_numbers_next_to_amounts_are_still_found(phone: str) -> None:
+    assert types(f"Refunds came to 25788.46; call {phone} about them.").get("PHONE_NUMBER") == phone
+
+
 def test_operators() -> None:
     redacted, findings = pii.anonymize(TEXT, "redact")
     assert "maria.keller" not in redacted and "<EMAIL_ADDRESS>" in redacted and "<PERSON>" in redacted

@@ -441,6 +441,18 @@ _PROTECTED = re.compile(r"mesh://[^\s)\]>,;'\"`]+|<[A-Z_]+(?:_\d+|:[0-9a-f]+)?>"
 
 _NAME_LIKE = re.compile(r"\b[A-ZÀ-Þ][a-zß-ÿ]+\b")
 
+# An amount with decimals (25788.46, 1,234.50, 12 345,67, -0.5): libphonenumber finds valid numbers of some
+# region in the digits of many of them (a revenue total came back as <PHONE_NUMBER_1>), but no phone number is
+# written with one decimal separator and one or two digits after it.
+_AMOUNT = re.compile(r"[-+]?(?:\d{1,3}(?:[,\u00a0\u202f' ]\d{3})+|\d+)[.,]\d{1,2}")
+_DECIMALS = re.compile(r"[.,]\d{1,2}(?!\d|[.,]\d)")
+
+
+def _is_amount(text: str, start: int, end: int) -> bool:
+    """Whether a span is an amount, or the digits of one before its decimals (4155550123 of 4155550123.45)."""
+    decimals = _DECIMALS.match(text, end)
+    return bool(_AMOUNT.fullmatch(text[start:decimals.end() if decimals else end].strip()))
+
 
 # The score at which a finding counts as PII: `pii scan` reports from it, and the output guard redacts from it.
 DECISION_THRESHOLD = 0.35
@@ -480,6 +492,8 @@ def analyze(text: str, entities: Sequence[str] | None = None, threshold: float =
         if any(r.start < c.end and c.start < r.end for c in chosen):
             continue
         if any(r.start < end and start < r.end for start, end in protected):
+            continue
+        if r.entity_type == "PHONE_NUMBER" and _is_amount(text, r.start, r.end):
             continue
         chosen.append(Finding(r.entity_type, r.start, r.end, r.score, text[r.start:r.end]))
     return sorted(chosen, key=lambda f: f.start)
