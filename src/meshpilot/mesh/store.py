@@ -253,6 +253,10 @@ class MeshStore:
             [domain, domain],
         )
 
+    def product_names(self) -> list[tuple[str, str]]:
+        """(ref, name) of every product, by reference: `list_products` without its per-product counts."""
+        return self.con.execute("SELECT ref, name FROM products ORDER BY ref").fetchall()
+
     def resolve_product(self, text: str) -> MeshRef:
         """A product from `mesh://d/p`, `d/p` or a bare id that is unique across domains."""
         text = text.strip()
