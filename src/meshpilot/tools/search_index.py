@@ -446,21 +446,18 @@ class _Documents:
         returns their spans there."""
         shared = np.zeros_like(spans)
         file.parent.mkdir(parents=True, exist_ok=True)
+        live = spans[:, 1] > spans[:, 0]
+        rows = np.flatnonzero(live)
+        # A run is live rows whose bytes follow one another; it breaks at a dead row or a jump.
+        breaks = np.flatnonzero((np.diff(rows) != 1) | (spans[rows[1:], 0] != spans[rows[:-1], 1])) + 1 \
+            if len(rows) else np.zeros(0, dtype=np.int64)
         with file.open("xb") as handle:
-            position, row = 0, 0
-            while row < len(spans):
-                start, end = int(spans[row, 0]), int(spans[row, 1])
-                if end <= start:
-                    row += 1
-                    continue
-                last = row
-                while last + 1 < len(spans) and spans[last + 1, 0] == spans[last, 1] and spans[last + 1, 1] > spans[last + 1, 0]:
-                    last += 1
-                run_end = int(spans[last, 1])
-                handle.write(self._stored[start:run_end])
-                shared[row:last + 1] = spans[row:last + 1] - start + position
-                position += run_end - start
-                row = last + 1
+            position = 0
+            for run in np.split(rows, breaks) if len(rows) else []:
+                start, end = int(spans[run[0], 0]), int(spans[run[-1], 1])
+                handle.write(self._stored[start:end])
+                shared[run] = spans[run] - start + position
+                position += end - start
             handle.flush()
             os.fsync(handle.fileno())
         return shared
