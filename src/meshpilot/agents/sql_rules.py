@@ -29,13 +29,16 @@ _AGGREGATES = [
 ]
 _COUNT = re.compile(r"\b(how many|number of|count)\b")
 _TOP = re.compile(r"\b(?:top|first)\s+(\d+)\b|\b(\d+)\s+(?:highest|largest|biggest|best|most)\b")
-_BOTTOM = re.compile(r"\b(?:bottom|last)\s+(\d+)\b|\b(\d+)\s+(?:lowest|smallest|worst|least)\b")
+# "last 30 days" is a time window, not the bottom 30 rows.
+_BOTTOM = re.compile(r"\b(?:bottom|last)\s+(\d+)\b(?!\s+(?:days?|weeks?|months?|years?|hours?)\b)"
+                     r"|\b(\d+)\s+(?:lowest|smallest|worst|least)\b")
 _MOST = re.compile(r"\bwhich (\w+) (?:has|have|had) the (most|fewest|least)\b")
 _GROUP = re.compile(r"\b(?:by|per|for each|each|across)\s+([a-z_ ]+?)(?:\s+(?:in|for|with|where|last|this|during)\b|[?.,]|$)")
 _LIST = re.compile(r"^\s*(list|show|give|display|which|what are)\b")
 _YEAR = re.compile(r"\bin (\d{4})\b")
 _LAST_DAYS = re.compile(r"\b(?:last|past) (\d+) days\b")
-_NEGATION = re.compile(r"\b(not|never|without|no)\b")
+_NEGATION = re.compile(r"\b(not|never|without|no|except|excluding|other than)\b|n't\b")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.]*\w)")
 _TECHNICAL = {"loaded_at", "computed_at", "updated_at", "created_at"}
 _NEEDS_A_MODEL = re.compile(r"\b(ratio|percent|percentage|share of|rate of|compare|compared|versus|vs|difference|"
                             r"growth|trend|correlat\w*|median|per cent|both|either)\b")
@@ -99,6 +102,9 @@ class OfflineSqlWriter:
         query = exp.select().from_(table)
         explanation = [f"table {dataset.qualified_name}"]
         top, bottom = _TOP.search(text), _BOTTOM.search(text)
+        unmapped = self._unmapped(text, filters, [top, bottom, _LAST_DAYS.search(text), _YEAR.search(text)])
+        if unmapped:
+            return Refusal(unmapped)
         if most and group is not None:
             query = query.select(exp.column(group.name), exp.alias_(exp.Count(this=exp.Star()), "n")).group_by(
                 exp.column(group.name)).order_by(exp.Ordered(this=exp.column("n"), desc=most.group(2) == "most")).limit(1)
@@ -127,6 +133,20 @@ class OfflineSqlWriter:
         return Draft(sql=query.sql(dialect="duckdb"), table=dataset.qualified_name, explanation="; ".join(explanation))
 
     @staticmethod
+    def _unmapped(text: str, filters: list[tuple[exp.Expression, str]], used: list[re.Match | None]) -> str | None:
+        """What the question says that the query would leave out: a negation no filter takes, a number that
+        is no limit, day count or year (a comparison, a value). Answering without it would be wrong, not
+        partial: "not made by B" is not "made by B", "speed greater than 1.7" is not every speed."""
+        negation = _NEGATION.search(text)
+        if negation and not any(" <> " in d or d.endswith(" is False") for _, d in filters):
+            return f"'{negation.group(0)}' negates something I cannot map to a filter"
+        taken = {g for m in used if m is not None for g in m.groups() if g}
+        numbers = [n for n in _NUMBER.findall(text) if n not in taken]
+        if numbers:
+            return f"'{numbers[0]}' is a comparison or value I cannot map to a filter"
+        return None
+
+    @staticmethod
     def _grouped(query: exp.Select, group: Column | None, value: exp.Expression) -> exp.Select:
         if group is None:
             return query.select(value)
@@ -135,13 +155,29 @@ class OfflineSqlWriter:
     # --- pieces of the question ----------------------------------------------------------------------
 
     def _value_filters(self, text: str, dataset: Dataset) -> list[tuple[exp.Expression, str]]:
+        """Filters on values of the table named in the question; a negation shortly before the value
+        ("not made by maker B", "orders that aren't cancelled") makes it an inequality."""
         found = []
         for column in dataset.columns:
             if column.type.upper() not in ("VARCHAR", "TEXT", "STRING") or column.primary_key or column.references:
                 continue
             for value in self.values(dataset, column) or []:
-                if value and re.search(rf"\b{re.escape(value.lower())}\b", text):
-                    found.append((exp.column(column.name).eq(exp.convert(value)), f"{column.name} = '{value}'"))
+                if not value:
+                    continue
+                wanted = re.escape(value.lower())
+                if len(value) < 2 or not self.tokenize(value):
+                    # A one-letter or stop-word value ("A") would match an article: only when quoted, or
+                    # right after its column's name ("maker B").
+                    named = re.escape(column.name.lower().replace("_", " "))
+                    match = re.search(rf"""['"]{wanted}['"]|\b{named}\s+{wanted}\b""", text)
+                else:
+                    match = re.search(rf"\b{wanted}\b", text)
+                if match:
+                    before = text[max(0, match.start() - 40):match.start()].split()[-5:]
+                    negated = bool(_NEGATION.search(" ".join(before)))
+                    condition = exp.column(column.name).neq(exp.convert(value)) if negated else \
+                        exp.column(column.name).eq(exp.convert(value))
+                    found.append((condition, f"{column.name} {'<>' if negated else '='} '{value}'"))
                     break
         return found
 
