@@ -29,18 +29,22 @@ def normalised(rows: list[list]) -> list[tuple]:
 def evaluate(loop: SqlLoop, engine: DuckDBEngine, verbose: bool = False) -> dict:
     suite = files("meshpilot.evals").joinpath("suites/sql_offline.jsonl").read_text().splitlines()
     questions = [json.loads(line) for line in suite if line.strip()]
-    correct, misses = 0, []
+    correct, answered, misses = 0, 0, []
     for item in questions:
         answer = loop.ask(item["question"])
         _, gold = engine.execute(item["gold_sql"], timeout_s=10)
+        answered += answer.result is not None
         ok = answer.result is not None and normalised(answer.result.rows) == normalised(gold)
         correct += ok
         if not ok:
-            misses.append({"question": item["question"], "sql": answer.sql, "answer": answer.answer})
+            misses.append({"question": item["question"], "sql": answer.sql, "answer": answer.answer,
+                           "wrong": answer.result is not None})
         if verbose:
             print(("ok  " if ok else "MISS") + f" {item['question']} -> {answer.sql}")
+    # A refusal says what it needs; a wrong answer misleads: they are counted apart.
     return {"questions": len(questions), "correct": correct, "execution_accuracy": round(correct / len(questions), 3),
-            "misses": misses}
+            "answered_rate": round(answered / len(questions), 3),
+            "wrong_of_answered": round((answered - correct) / answered, 3) if answered else 0.0, "misses": misses}
 
 
 def main() -> None:

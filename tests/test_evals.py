@@ -50,6 +50,15 @@ def test_a_retriever_that_returns_nothing_fails(cli, tmp_path: Path, monkeypatch
     assert "retrieval.context_recall: 0.0 is below the threshold 0.85" in result.stderr
 
 
+def test_an_offline_writer_that_drops_filters_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshpilot.agents.sql_rules import OfflineSqlWriter
+
+    monkeypatch.setattr(OfflineSqlWriter, "_value_filters", lambda self, text, dataset: [])
+    monkeypatch.setattr(OfflineSqlWriter, "_unaccounted", lambda self, text, dataset, query: [])
+    result = cli("evals", "run", "--suite", "sql", "--report", str(tmp_path))
+    assert result.code == 1 and "sql.wrong_of_answered: " in result.stderr and "is above the threshold" in result.stderr
+
+
 @pytest.mark.parametrize("broken", ["never proposes", "calls every text column a name"])
 def test_a_broken_pii_classifier_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str) -> None:
     from meshpilot.guardrails import classify

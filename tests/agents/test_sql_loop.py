@@ -70,7 +70,10 @@ def test_offline_says_clearly_when_a_model_is_needed(loop_for) -> None:
 
 def test_question_text_reaches_sql_only_as_quoted_values(loop_for) -> None:
     answer = loop_for().ask("how many orders were cancelled'; DROP TABLE commerce.orders; --")
-    assert answer.sql == "SELECT COUNT(*) AS n FROM commerce.orders WHERE status = 'cancelled'"
+    # The words it cannot map are named, never written into a query.
+    assert answer.sql is None and "'drop'" in answer.answer
+    quoted = loop_for().ask("how many orders were 'cancelled'")
+    assert quoted.sql == "SELECT COUNT(*) AS n FROM commerce.orders WHERE status = 'cancelled'"
 
 
 def test_offline_execution_accuracy_on_the_demo_suite(demo_workspace: Workspace) -> None:
@@ -81,4 +84,5 @@ def test_offline_execution_accuracy_on_the_demo_suite(demo_workspace: Workspace)
     engine = DuckDBEngine(demo_workspace.warehouse_path)
     figures = bench.evaluate(SqlLoop(Catalog.open(demo_workspace), engine, limit=1000), engine)
     assert figures["questions"] >= 40
-    assert figures["execution_accuracy"] >= 0.95, figures["misses"]
+    # The issue's bar: at least 80% answered, and what is answered right (this suite was written with the code).
+    assert figures["answered_rate"] >= 0.80 and figures["wrong_of_answered"] == 0.0, figures["misses"]

@@ -44,6 +44,19 @@ _NEEDS_A_MODEL = re.compile(r"\b(ratio|percent|percentage|share of|rate of|compa
                             r"growth|trend|correlat\w*|median|per cent|both|either)\b")
 
 
+# Words of a query's shape, not of its content: what to compute, how many, over which time window.
+_SHAPE = ("how many much number count counts total totals sum average averages avg mean maximum max highest largest "
+          "biggest minimum min lowest smallest most fewest least top bottom first last past list display return "
+          "every per each record records row rows entry entries value values result results day days week weeks "
+          "month months year years today current previous ago since during overall altogether "
+          # auxiliaries the tokenizer keeps: they carry no content
+          "did done been being get got can could would should shall may might must us")
+
+
+def _shape_words(tokenize: Callable[[str], list[str]]) -> set[str]:
+    return set(tokenize(_SHAPE))
+
+
 @dataclass
 class Draft:
     sql: str
@@ -123,14 +136,45 @@ class OfflineSqlWriter:
             query = self._grouped(query, group, exp.alias_(exp.Count(this=exp.Star()), "n"))
             explanation.append("row count" + (f" per {group.name}" if group else ""))
         elif _LIST.search(text):
-            query = query.select(exp.Star())
-            explanation.append("the matching rows")
+            # The columns the question names, else all of them.
+            stems = self._stems(text)
+            filtered = {c.name.lower() for condition, _ in filters for c in condition.find_all(exp.Column)}
+            named = [c for c in dataset.columns if c.name not in _TECHNICAL and self.tokenize(c.name)
+                     and set(self.tokenize(c.name)) <= stems and c.name.lower() not in filtered]
+            query = query.select(*[exp.column(c.name) for c in named]) if named else query.select(exp.Star())
+            explanation.append("the matching rows" + (f": {', '.join(c.name for c in named)}" if named else ""))
         else:
             return Refusal("the question is not a count, list, aggregate or top-N over one table")
         for condition, description in filters:
             query = query.where(condition)
             explanation.append(description)
+        leftover = self._unaccounted(text, dataset, query)
+        if leftover:
+            return Refusal(f"{', '.join(repr(w) for w in leftover[:3])} in the question {'is' if len(leftover) == 1 else 'are'} "
+                           f"not in the query I could write over {dataset.qualified_name}")
         return Draft(sql=query.sql(dialect="duckdb"), table=dataset.qualified_name, explanation="; ".join(explanation))
+
+    def _unaccounted(self, text: str, dataset: Dataset, query: exp.Select) -> list[str]:
+        """The question's words that neither the query nor its table account for: a query that leaves out
+        part of the question answers another question ("airlines in the USA" is not every airline).
+        Accounted for: the table's name and key columns (what its rows are), the columns and values the
+        query uses, words of the query's shape (how many, total, top, list...) and of its time window."""
+        used = {c.name.lower() for c in query.find_all(exp.Column)}
+        values = " ".join(str(v.this) for v in query.find_all(exp.Literal) if v.is_string)
+        known = set(self.tokenize(f"{dataset.name} {values} {' '.join(used)}"))
+        for column in dataset.columns:
+            if column.primary_key or column.references or column.name.lower().endswith("_id"):
+                known |= set(self.tokenize(column.name))
+        known |= _shape_words(self.tokenize)
+        if query.find(exp.NEQ) or any(isinstance(e.expression, exp.Boolean) and not e.expression.this
+                                      for e in query.find_all(exp.EQ)):
+            known |= set(self.tokenize("not never without no except excluding other than"))  # a filter took it
+        # A plural the stemmer keeps ("pcs" of the table "pc") names the same thing.
+        text = re.sub(r"n't\b", " not", re.sub(r"\d+(?:\.\d+)?", " ", text))  # "weren't": "were not"
+        words = [w for w in self.tokenize(text)
+                 if w not in known and not (w.endswith("s") and w[:-1] in known)]
+        return list(dict.fromkeys(words))
+
 
     @staticmethod
     def _unmapped(text: str, filters: list[tuple[exp.Expression, str]], used: list[re.Match | None]) -> str | None:

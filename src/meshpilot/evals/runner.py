@@ -3,8 +3,8 @@
 Each suite reads its dataset from `evals/suites/` and runs on a freshly built demo mesh. Metrics:
 - retrieval, schema_linking: Ragas NonLLMContextRecall / NonLLMContextPrecisionWithReference of the
   mesh:// citations against gold ones (exact references: the string-similarity threshold is 1.0);
-- sql: validity rate, and execution match of the generated against the gold SQL's rows (Ragas
-  DataCompyScore, row F1);
+- sql: validity rate of the queries written, answered rate, execution match of the answered against the
+  gold SQL's rows (Ragas DataCompyScore, row F1), and the share of answers that are wrong;
 - contracts: schema-valid rate of drafted contracts; recall and precision of the PII classifier against
   the curated classifications (which it does not see);
 - lineage: precision and recall of the downstream dataset sets;
@@ -158,23 +158,30 @@ def suite_sql(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
     from meshpilot.tools.sql import DuckDBEngine
 
     engine = DuckDBEngine(ws.warehouse_path)
-    loop = SqlLoop(Catalog.open(ws), engine, model=options.get("model"))
+    # Rows are compared whole: the interactive row cap would make a right answer look partial.
+    loop = SqlLoop(Catalog.open(ws), engine, model=options.get("model"), limit=1000)
     score = DataCompyScore(mode="rows", metric="f1")
     result, valid, matches = SuiteResult("sql"), [], []
+    cases = 0
     for case in load_suite("sql_offline"):
+        cases += 1
         answer = loop.ask(case["question"])
-        valid.append(1.0 if answer.sql and answer.result is not None else 0.0)
+        if answer.sql:
+            valid.append(1.0 if answer.result is not None else 0.0)
         gold_columns, gold_rows = engine.execute(case["gold_sql"], 10.0)
         if answer.result is None:
-            matches.append(0.0)
+            # Refused (it says what it could not map) or refused by the validator: not an answer.
             result.failures.append({"question": case["question"], "problem": answer.answer[:200]})
             continue
         value = asyncio.run(score.ascore(reference=_csv(gold_rows), response=_csv(answer.result.rows))).value
         matches.append(float(value))
         if value < 1:
             result.failures.append({"question": case["question"], "sql": answer.sql, "match": value})
-    result.cases = len(valid)
-    result.metrics = {"validity_rate": _mean(valid), "execution_match": _mean(matches)}
+    result.cases = cases
+    # A refusal that names what is missing and a wrong answer are not the same failure: counted apart.
+    result.metrics = {"validity_rate": _mean(valid), "answered_rate": len(matches) / cases if cases else 0.0,
+                      "execution_match": _mean(matches),
+                      "wrong_of_answered": sum(m < 1 for m in matches) / len(matches) if matches else 0.0}
     return result
 
 
