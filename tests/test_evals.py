@@ -54,7 +54,7 @@ def test_an_offline_writer_that_drops_filters_fails(cli, tmp_path: Path, monkeyp
     from meshpilot.agents.sql_rules import OfflineSqlWriter
 
     monkeypatch.setattr(OfflineSqlWriter, "_value_filters", lambda self, text, dataset: [])
-    monkeypatch.setattr(OfflineSqlWriter, "_unaccounted", lambda self, text, dataset, query: [])
+    monkeypatch.setattr(OfflineSqlWriter, "_unaccounted", lambda self, text, dataset, query, negated: [])
     result = cli("evals", "run", "--suite", "sql", "--report", str(tmp_path))
     assert result.code == 1 and "sql.wrong_of_answered: " in result.stderr and "is above the threshold" in result.stderr
 

@@ -44,6 +44,12 @@ _NEEDS_A_MODEL = re.compile(r"\b(ratio|percent|percentage|share of|rate of|compa
                             r"growth|trend|correlat\w*|median|per cent|both|either)\b")
 
 
+def _takes_negation(filters: list[tuple[exp.Expression, str]]) -> bool:
+    """Whether a filter says "not": an inequality, or a boolean column that must be false."""
+    return any(isinstance(condition, exp.NEQ) or (isinstance(condition, exp.EQ) and isinstance(
+        condition.expression, exp.Boolean) and not condition.expression.this) for condition, _ in filters)
+
+
 # Words of a query's shape, not of its content: what to compute, how many, over which time window.
 _SHAPE = ("how many much number count counts total totals sum average averages avg mean maximum max highest largest "
           "biggest minimum min lowest smallest most fewest least top bottom first last past list display return "
@@ -148,13 +154,13 @@ class OfflineSqlWriter:
         for condition, description in filters:
             query = query.where(condition)
             explanation.append(description)
-        leftover = self._unaccounted(text, dataset, query)
+        leftover = self._unaccounted(text, dataset, query, _takes_negation(filters))
         if leftover:
             return Refusal(f"{', '.join(repr(w) for w in leftover[:3])} in the question {'is' if len(leftover) == 1 else 'are'} "
                            f"not in the query I could write over {dataset.qualified_name}")
         return Draft(sql=query.sql(dialect="duckdb"), table=dataset.qualified_name, explanation="; ".join(explanation))
 
-    def _unaccounted(self, text: str, dataset: Dataset, query: exp.Select) -> list[str]:
+    def _unaccounted(self, text: str, dataset: Dataset, query: exp.Select, negated: bool) -> list[str]:
         """The question's words that neither the query nor its table account for: a query that leaves out
         part of the question answers another question ("airlines in the USA" is not every airline).
         Accounted for: the table's name and key columns (what its rows are), the columns and values the
@@ -166,8 +172,7 @@ class OfflineSqlWriter:
             if column.primary_key or column.references or column.name.lower().endswith("_id"):
                 known |= set(self.tokenize(column.name))
         known |= _shape_words(self.tokenize)
-        if query.find(exp.NEQ) or any(isinstance(e.expression, exp.Boolean) and not e.expression.this
-                                      for e in query.find_all(exp.EQ)):
+        if negated:
             known |= set(self.tokenize("not never without no except excluding other than"))  # a filter took it
         # A plural the stemmer keeps ("pcs" of the table "pc") names the same thing.
         text = re.sub(r"n't\b", " not", re.sub(r"\d+(?:\.\d+)?", " ", text))  # "weren't": "were not"
@@ -182,7 +187,7 @@ class OfflineSqlWriter:
         is no limit, day count or year (a comparison, a value). Answering without it would be wrong, not
         partial: "not made by B" is not "made by B", "speed greater than 1.7" is not every speed."""
         negation = _NEGATION.search(text)
-        if negation and not any(" <> " in d or d.endswith(" is False") for _, d in filters):
+        if negation and not _takes_negation(filters):
             return f"'{negation.group(0)}' negates something I cannot map to a filter"
         taken = {g for m in used if m is not None for g in m.groups() if g}
         numbers = [n for n in _NUMBER.findall(text) if n not in taken]

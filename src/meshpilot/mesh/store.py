@@ -141,9 +141,6 @@ class _Documents:
         (live,) = con.execute("SELECT coalesce(sum(document_size), 0) FROM products").fetchone()
         return os.fstat(self._handle.fileno()).st_size > 2 * live + (1 << 20)
 
-    def close(self) -> None:
-        self._handle.close()
-
 
 def _documents_path(index: Path, con: duckdb.DuckDBPyConnection) -> Path | None:
     row = con.execute("SELECT value FROM meta WHERE key = 'documents'").fetchone()
