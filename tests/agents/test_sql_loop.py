@@ -68,6 +68,12 @@ def test_offline_says_clearly_when_a_model_is_needed(loop_for) -> None:
     assert "Configure a model" in answer.answer and "commerce.returns" in answer.answer
 
 
+def test_a_question_no_table_matches_says_so(loop_for) -> None:
+    answer = loop_for().ask("SELECT 1; --")
+    assert answer.sql is None and "no table in the catalog matches" in answer.answer
+    assert "it would use" not in answer.answer
+
+
 def test_question_text_reaches_sql_only_as_quoted_values(loop_for) -> None:
     answer = loop_for().ask("how many orders were cancelled'; DROP TABLE commerce.orders; --")
     # The words it cannot map are named, never written into a query.

@@ -90,7 +90,8 @@ class SqlLoop:
                 return {"sql": draft.sql, "explanation": draft.explanation, "attempts": attempts}
             tables = ", ".join(self._dataset(ref).qualified_name for ref in state["tables"][:3])
             return {"refusal": f"Without a model I can only answer simple questions over one table ({draft.reason}). "
-                               f"Configure a model (--model or MESHPILOT_MODEL); it would use: {tables}.",
+                               "Configure a model (--model or MESHPILOT_MODEL)"
+                               + (f"; it would use: {tables}." if tables else ", or ask about the catalog's tables."),
                     "attempts": attempts}
         repair = ""
         if state.get("problems"):
