@@ -16,24 +16,21 @@ reports the held-out half. Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import sqlglot
 from sqlglot import exp
 
-from meshpilot.agents.sql_rules import Draft, OfflineSqlWriter
-from meshpilot.mesh.model import Column, Dataset
+sys.path.insert(0, str(Path(__file__).parent))
 
-SPIDER = Path(os.environ.get("MESHPILOT_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data")) / "spider_dev"
+from spider import SPIDER, split_of  # noqa: E402
+
+from meshpilot.agents.sql_rules import Draft, OfflineSqlWriter  # noqa: E402
+from meshpilot.mesh.model import Column, Dataset  # noqa: E402
+
 TYPES = {"text": "VARCHAR", "number": "DOUBLE", "time": "DATE", "boolean": "BOOLEAN", "others": "VARCHAR"}
-
-
-def split_of(db: str) -> str:
-    return "test" if int(hashlib.sha256(db.encode()).hexdigest(), 16) % 2 else "dev"
 
 
 def datasets(schema: dict) -> list[Dataset]:

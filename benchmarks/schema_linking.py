@@ -1,74 +1,41 @@
-"""Schema linking on a Spider-format text-to-SQL set: does `link_schema` find the tables a question needs?
+"""Schema linking on Spider: does `link_schema` find the tables a question needs, among 876 tables?
 
-All schemas of `tables.json` go into one catalog (one data product per database); for each question of
-`dev.json`, the gold tables are those its gold SQL reads (parsed with sqlglot). Prints one JSON object:
-questions, recall_at_5 and recall_at_10 (a question counts only if all its gold tables are in the top k),
-db_at_1 (the top table is from the right database), p50_ms and p95_ms per question, build_s, config.
+All 166 schemas of Spider's tables.json go into one catalog (one data product per database), so every
+question has 165 other databases as distractors, many with the same table names (Customers, Orders...).
+For each question the gold tables are those its gold SQL reads (parsed with sqlglot). Figures are on one
+half of the databases, frozen before tuning (see benchmarks/spider.py): `--split test` (the default)
+reports the held-out half, `--split dev` the half tuned on. Two wordings of the same questions:
+- spider: as Spider's authors wrote them (they often repeat column names);
+- spider_syn: Spider-Syn's, with schema words replaced by synonyms ("heads of the departments" ->
+  "leaders of the divisions"), the closest we have to users who do not know the column names.
+Prints one JSON object: per wording, questions, recall_at_5 and recall_at_10 (a question counts only if
+all its gold tables are in the top k), db_at_1 (the top table is from the right database), p50_ms and
+p95_ms per question; build_s, config.
 
-Usage: uv run python benchmarks/schema_linking.py --spider ../shared/data/spider_dev [--embeddings none]
+Usage: uv run python benchmarks/schema_linking.py [--split test|dev|all] [--embeddings none]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
+import sys
 import time
 from pathlib import Path
 
-import sqlglot
-from sqlglot import exp
+sys.path.insert(0, str(Path(__file__).parent))
 
-from meshpilot.mesh.model import NAME_PATTERN, Column, DataProduct, Dataset, OutputPort, slugify
-from meshpilot.tools import embeddings
-from meshpilot.tools.catalog import Catalog
+from spider import SPIDER, gold_tables, product_id, products_from_spider, questions  # noqa: E402
 
-
-def product_id(db_id: str) -> str:
-    """The product id of a database: its own name when it is a valid id (case kept), else a slug."""
-    return db_id if re.fullmatch(NAME_PATTERN, db_id) else slugify(db_id)
+from meshpilot.tools import embeddings  # noqa: E402
+from meshpilot.tools.catalog import Catalog  # noqa: E402
 
 
-def products_from_spider(tables_json: Path) -> list[DataProduct]:
-    products = []
-    for schema in json.loads(tables_json.read_text()):
-        db = schema["db_id"]
-        pk = set(schema["primary_keys"])
-        fks = {a: b for a, b in schema["foreign_keys"]}
-        columns = list(zip(schema["column_names_original"], schema["column_names"], schema["column_types"], strict=True))
-        datasets = []
-        for t, (table, natural) in enumerate(zip(schema["table_names_original"], schema["table_names"], strict=True)):
-            cols = []
-            for i, ((owner, name), (_, nat), type_) in enumerate(columns):
-                if owner != t:
-                    continue
-                ref = None
-                if i in fks:
-                    other_table, other_column = columns[fks[i]][0]
-                    ref = f"{schema['table_names_original'][other_table]}.{other_column}"
-                if any(c.name == name for c in cols):
-                    continue
-                cols.append(Column(name=name, type=type_.upper(), description=nat, primary_key=i in pk, references=ref))
-            datasets.append(Dataset(name=table, qualified_name=f"{db}.{table}", description=natural, columns=cols))
-        products.append(DataProduct(
-            id=product_id(db), name=db.replace("_", " "), domain="spider",
-            output_ports=[OutputPort(name=slugify(d.name), location=d.qualified_name, dataset=d) for d in datasets]))
-    return products
-
-
-def gold_tables(sql: str) -> set[str] | None:
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except sqlglot.errors.ParseError:
-        return None
-    return {table.name.lower() for table in tree.find_all(exp.Table)}
-
-
-def evaluate(catalog: Catalog, questions: list[dict]) -> dict[str, float]:
+def evaluate(catalog: Catalog, cases: list[dict]) -> dict[str, float]:
     recall5 = recall10 = db1 = counted = 0
     latencies = []
-    for q in questions:
+    for q in cases:
         gold = gold_tables(q["query"])
         if not gold:
             continue
@@ -95,16 +62,19 @@ def evaluate(catalog: Catalog, questions: list[dict]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spider", type=Path, required=True, help="folder with dev.json and tables.json")
+    parser.add_argument("--spider", type=Path, default=SPIDER, help="folder with Spider's tables.json")
+    parser.add_argument("--split", choices=["test", "dev", "all"], default="test")
     parser.add_argument("--embeddings", default="none", help="none, hashing, litellm:<model>, sentence-transformers")
     args = parser.parse_args()
     started = time.perf_counter()
     products = products_from_spider(args.spider / "tables.json")
     catalog = Catalog.from_products(products, embedder=embeddings.parse(args.embeddings))
     build_s = time.perf_counter() - started
-    figures = evaluate(catalog, json.loads((args.spider / "dev.json").read_text()))
+    figures = {wording: evaluate(catalog, questions(args.split, wording))
+               for wording in ("original", "synonyms")}
     print(json.dumps({
-        **figures,
+        "benchmark": "schema_linking", "split": args.split,
+        "spider": figures["original"], "spider_syn": figures["synonyms"],
         "build_s": round(build_s, 2),
         "tables": sum(len(p.output_ports) for p in products),
         "config": {"retrieval": "bm25-structured" + ("" if args.embeddings == "none" else f"+dense:{args.embeddings}"),

@@ -309,11 +309,11 @@ class Catalog:
     def link_schema(self, question: str, k: int = 5) -> SchemaLink:
         if not question or not self.index.tokenizer(question):
             raise InvalidArgumentError("The question has no searchable words.", hint="Ask a question about the data.")
-        ranked = self.index.score(question, limit=10 * k)
-        rows, scores = ranked["dataset"]
-        chosen = {self.index.doc("dataset", int(r)).ref: float(s) for r, s in zip(rows[:k], scores[:k], strict=True)}
-        column_rows, _ = ranked["column"]
-        matching_columns = {self.index.doc("column", int(r)).ref for r in column_rows[: 10 * k]}
+        from meshpilot.tools.linking import rank_tables
+
+        tables, column_rows = rank_tables(self.index, question, self._neighbours, k)
+        chosen = {self.index.doc("dataset", row).ref: score for row, score in tables}
+        matching_columns = {self.index.doc("column", row).ref for row in column_rows}
         joins, bridges = self._join_paths(list(chosen))
         _read_ahead(self.products, {str(MeshRef.parse(ref).product_ref()) for ref in [*chosen, *bridges]})
         tables = [self._linked_table(ref, chosen.get(ref, 0.0), "match" if ref in chosen else "join", matching_columns)
@@ -338,6 +338,11 @@ class Catalog:
                 columns.append(LinkedColumn(ref=column_ref, name=column.name, type=column.type, reason="; ".join(reasons)))
         return LinkedTable(ref=ref, qualified_name=dataset.qualified_name, score=round(score, 4), role=role,
                            columns=columns)
+
+    def _neighbours(self, refs: Iterable[str]) -> Mapping[str, list[tuple[str, str, str]]]:
+        graph = self.foreign_keys()
+        _read_ahead(graph, refs)
+        return graph
 
     def foreign_keys(self) -> Mapping[str, list[tuple[str, str, str]]]:
         """dataset ref -> [(column, other dataset ref, other column)], both directions (from the index when

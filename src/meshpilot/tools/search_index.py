@@ -194,29 +194,40 @@ class SparseIndex:
         self.segments, self.offsets, self.saved = [merged.tocsc()], [0], [None]
         self.df = np.diff(self.segments[0].indptr).astype(np.int64)
 
-    def scores(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, BM25 scores) of the live documents matching any term."""
-        ids = [self.vocab[t] for t in terms if t in self.vocab]
-        if not ids:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    def _live_stats(self) -> tuple[int, float]:
         if self._stats is None:
             count = int(self.live.sum())
             self._stats = (max(count, 1), float(self.doc_len[self.live].mean()) if count else 1.0)
-        live_count, avgdl = self._stats
-        rows_parts, score_parts = [], []
-        for term_id in ids:
-            df = self.df[term_id] if term_id < len(self.df) else 0
-            if df <= 0:
+        return self._stats
+
+    def idf(self, term: str) -> float:
+        """BM25's inverse document frequency of a term (0 for a term no live document has)."""
+        term_id = self.vocab.get(term)
+        df = self.df[term_id] if term_id is not None and term_id < len(self.df) else 0
+        return float(np.log1p((self._live_stats()[0] - df + 0.5) / (df + 0.5))) if df > 0 else 0.0
+
+    def postings(self, term: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rows, term frequencies) of the documents holding a term, a segment at a time (tombstoned
+        rows included: they are empty after a merge, and callers mask with `live`)."""
+        term_id = self.vocab.get(term)
+        if term_id is None:
+            return
+        for matrix, offset in zip(self.segments, self.offsets, strict=True):
+            if term_id >= matrix.shape[1]:
                 continue
-            idf = np.log1p((live_count - df + 0.5) / (df + 0.5))
-            for matrix, offset in zip(self.segments, self.offsets, strict=True):
-                if term_id >= matrix.shape[1]:
-                    continue
-                start, end = matrix.indptr[term_id], matrix.indptr[term_id + 1]
-                if start == end:
-                    continue
-                rows = matrix.indices[start:end].astype(np.int64) + offset
-                tf = matrix.data[start:end]
+            start, end = matrix.indptr[term_id], matrix.indptr[term_id + 1]
+            if start < end:
+                yield matrix.indices[start:end].astype(np.int64) + offset, matrix.data[start:end]
+
+    def scores(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, BM25 scores) of the live documents matching any term."""
+        _, avgdl = self._live_stats()
+        rows_parts, score_parts = [], []
+        for term in terms:
+            idf = self.idf(term)
+            if not idf:
+                continue
+            for rows, tf in self.postings(term):
                 norm = K1 * (1 - B + B * self.doc_len[rows] / avgdl)
                 rows_parts.append(rows)
                 score_parts.append(idf * tf * (K1 + 1) / (tf + norm))
@@ -289,7 +300,7 @@ def _widen(matrix: sp.spmatrix, width: int) -> sp.spmatrix:
     return sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=(matrix.shape[0], width))
 
 
-def _gather(values: np.ndarray, rows: np.ndarray, fill: Any = 0) -> np.ndarray:
+def gather(values: np.ndarray, rows: np.ndarray, fill: Any = 0) -> np.ndarray:
     """values[rows], with `fill` where a row is -1 (no parent)."""
     return np.where(rows >= 0, values[np.maximum(rows, 0)], fill)
 
@@ -647,14 +658,14 @@ class CatalogIndex:
         column_best = np.zeros(d.sparse.size, dtype=np.float32)
         np.maximum.at(column_best, column_parent[column_parent >= 0], column_own[column_parent >= 0])
         dataset_evidence = own["dataset"] + COLUMN_TO_DATASET * column_best
-        dataset = dataset_evidence + PRODUCT_TO_DATASET * _gather(own["product"], d.product)
+        dataset = dataset_evidence + PRODUCT_TO_DATASET * gather(own["product"], d.product)
         dataset_best = np.zeros(p.sparse.size, dtype=np.float32)
         with_product = (dataset_evidence > 0) & (d.parent >= 0)
         np.maximum.at(dataset_best, d.parent[with_product], dataset_evidence[with_product])
         product_evidence = own["product"] + dataset_best
         product = own["product"] + DATASET_TO_PRODUCT * dataset_best
-        column = (column_own + DATASET_TO_COLUMN * _gather(own["dataset"], column_parent)
-                  + PRODUCT_TO_COLUMN * _gather(own["product"], column_product))
+        column = (column_own + DATASET_TO_COLUMN * gather(own["dataset"], column_parent)
+                  + PRODUCT_TO_COLUMN * gather(own["product"], column_product))
 
         allowed = [self._allowed(key, wanted) for key, wanted in (filters or {}).items() if wanted and key != "kind"]
         kinds_wanted = _as_list(filters["kind"]) if filters and filters.get("kind") else list(KINDS)
@@ -703,10 +714,10 @@ class CatalogIndex:
             product[d.parent[hits]] = True
             return {"product": product.__getitem__, "dataset": dataset.__getitem__, "column": own["column"].__getitem__}
         product = own["product"]
-        dataset = own["dataset"] | _gather(product, d.product, fill=False)
+        dataset = own["dataset"] | gather(product, d.product, fill=False)
 
         def column(rows: np.ndarray) -> np.ndarray:
-            return own["column"][rows] | _gather(dataset, c.parent[rows], fill=False) | _gather(
+            return own["column"][rows] | gather(dataset, c.parent[rows], fill=False) | gather(
                 product, c.product[rows], fill=False)
 
         return {"product": product.__getitem__, "dataset": dataset.__getitem__, "column": column}
