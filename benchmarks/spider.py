@@ -10,70 +10,19 @@ each with its original wording and a synonym-substituted one whose words no long
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 from pathlib import Path
 
-import sqlglot
-from sqlglot import exp
-
-from meshpilot.mesh.model import (
-    NAME_PATTERN,
-    Column,
-    DataProduct,
-    Dataset,
-    OutputPort,
-    slugify,
+from meshpilot.evals.spider import (  # noqa: F401 (re-exported)
+    gold_tables,
+    product_id,
+    products_from_spider,
+    split_of,
 )
 
 SPIDER = Path(os.environ.get("MESHPILOT_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data")) / "spider_dev"
 SPIDER_SYN = Path(__file__).parent / "data" / "spider_syn"
-
-
-def split_of(db: str) -> str:
-    return "test" if int(hashlib.sha256(db.encode()).hexdigest(), 16) % 2 else "dev"
-
-
-def product_id(db_id: str) -> str:
-    """The product id of a database: its own name when it is a valid id (case kept), else a slug."""
-    return db_id if re.fullmatch(NAME_PATTERN, db_id) else slugify(db_id)
-
-
-def products_from_spider(tables_json: Path) -> list[DataProduct]:
-    products = []
-    for schema in json.loads(tables_json.read_text()):
-        db = schema["db_id"]
-        pk = set(schema["primary_keys"])
-        fks = {a: b for a, b in schema["foreign_keys"]}
-        columns = list(zip(schema["column_names_original"], schema["column_names"], schema["column_types"], strict=True))
-        datasets = []
-        for t, (table, natural) in enumerate(zip(schema["table_names_original"], schema["table_names"], strict=True)):
-            cols = []
-            for i, ((owner, name), (_, nat), type_) in enumerate(columns):
-                if owner != t:
-                    continue
-                ref = None
-                if i in fks:
-                    other_table, other_column = columns[fks[i]][0]
-                    ref = f"{schema['table_names_original'][other_table]}.{other_column}"
-                if any(c.name == name for c in cols):
-                    continue
-                cols.append(Column(name=name, type=type_.upper(), description=nat, primary_key=i in pk, references=ref))
-            datasets.append(Dataset(name=table, qualified_name=f"{db}.{table}", description=natural, columns=cols))
-        products.append(DataProduct(
-            id=product_id(db), name=db.replace("_", " "), domain="spider",
-            output_ports=[OutputPort(name=slugify(d.name), location=d.qualified_name, dataset=d) for d in datasets]))
-    return products
-
-
-def gold_tables(sql: str) -> set[str] | None:
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except sqlglot.errors.ParseError:
-        return None
-    return {table.name.lower() for table in tree.find_all(exp.Table)}
 
 
 def questions(split: str, wording: str = "original") -> list[dict]:

@@ -14,6 +14,8 @@ from meshpilot.mesh.workspace import Workspace
 
 SHARED_DATA = Path(os.environ.get("MESHPILOT_SHARED_DATA")
                    or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+if SHARED_DATA.is_dir():  # the eval suites that read public data (Spider) find it the same way
+    os.environ.setdefault("MESHPILOT_SHARED_DATA", str(SHARED_DATA))
 
 
 def shared(relative: str) -> Path:

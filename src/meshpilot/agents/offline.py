@@ -18,6 +18,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
+from rapidfuzz import fuzz
 
 from meshpilot.mesh.model import MeshRef
 
@@ -32,41 +33,71 @@ HELP = """I am Meshpilot, your data-mesh copilot. With no language model configu
 Set MESHPILOT_MODEL (see docs/models.md) for free-form conversation with any LiteLLM model."""
 
 _SQL_TEXT = re.compile(r"^\s*(?:```sql\s*)?(select|with)\b", re.IGNORECASE)
+# Asking about a query rather than for its rows: "is this sql ok", "would this query pass", "lint this".
+_VALIDATE_CUE = re.compile(r"\bvalid|\bcheck\b|\blint\b|\breview\b|\bis (?:this|it|the) (?:sql |query )?(?:ok|okay|right|"
+                           r"correct|fine|allowed)\b|\bwould (?:this|it) (?:query |sql )?(?:pass|work|be (?:ok|allowed))\b",
+                           re.I)
+# Intent cues. Each is a family of ways to say a thing (verbs, their forms, common misspellings are handled by
+# fuzzy name matching, not here), not a suite's sentences. `product` cues are strong (the product itself is
+# asked about); the weak ones ("what is", "tell me about") give way to a data question.
 _INTENTS: list[tuple[str, re.Pattern[str]]] = [
-    ("help", re.compile(r"^\s*(?:help|\?|hi|hello|hey)\s*[!.?]*\s*$|\bwhat can you (?:do|help)|\bhow (?:do i|can i) use "
-                        r"(?:you|meshpilot)|\bwhat are your (?:tools|capabilities)", re.I)),
-    ("incidents", re.compile(r"\bincidents?\b|\bINC-\d+|\boutages?\b|\btriage\b|\bwhat(?:'s| is) (?:wrong|broken) with|"
-                             r"\broot cause\b|\bwhy (?:is|are|does|did)\b.*\b(?:fail|failing|late|broken|missing|wrong)\b|"
-                             r"\bany (?:problems|issues) (?:with|on)\b|\bpostmortems?\b", re.I)),
+    ("help", re.compile(r"^\s*(?:help|\?|hi|hello|hey|thanks?|thank you|thx|cheers|ok(?:ay)?|good (?:morning|afternoon|"
+                        r"evening|night)|bye)(?: there| you| so much| a lot)?\s*[!.?]*\s*$|\bwhat can you (?:do|help)|"
+                        r"\bhow (?:do i|can i) use (?:you|meshpilot)|\bwhat are your (?:tools|capabilities)|"
+                        r"^\s*who are you\b|^\s*what are you\b", re.I)),
+    ("incidents", re.compile(r"\bincidents?\b|\bINC-\d+|\boutages?\b|\btriage\b|\bwhat(?:'s| is) (?:wrong|broken|going on) with|"
+                             r"\broot cause\b|\bwhy (?:is|are|does|did|do)\b.*\b(?:fail\w*|late|broken|missing|wrong|stale|"
+                             r"delayed|empty|off)\b|\bany (?:problems|issues) (?:with|on)\b|\bpostmortems?\b|\bon fire\b|"
+                             r"\blooks? (?:broken|wrong|off|stale)\b|\binvestigate\b|\bwhat happened\b", re.I)),
     ("contract", re.compile(r"\bcontracts?\b|\bodcs\b", re.I)),
-    ("impact", re.compile(r"\bimpact|\bbreaks?\b|\bbroken\b|\baffect(?:ed|s)?\b|\bdownstream\b|"
-                          r"\b(?:what|who|which \w+)\s+(?:depends?|relies?) on\b|"
-                          r"\bdependen(?:ts|cies) of\b|\bwho (?:uses|consumes|reads)\b|\bconsumers? of\b|\bused by\b|"
-                          r"\bif (?:i|we) (?:drop|rename|change|remove|delete|retype)\b|\bsafe to (?:drop|rename|change|remove)\b|"
-                          r"\b(?:renam|dropp|delet|remov)ing\b", re.I)),
-    ("upstream", re.compile(r"\bfeeds?\b|\bfed\b|\bupstream\b|\bcomes? from\b|\bsourced?\b|\bsources? of\b|"
-                            r"\bderived from\b|\blineage of\b|\borigin\b|\bbuilt from\b|\binputs? (?:to|of)\b|"
-                            r"\bwhere does .* come from\b|\bwhat goes into\b|\bpopulates?\b|\bdoes\b[^?]*?\bdepend on\b", re.I)),
-    ("product", re.compile(r"\bwho owns\b|\bowner|\bowned by\b|\bwho is responsible\b|\bresponsible for\b|\bcontacts?\b|"
-                           r"\bon[- ]?call\b|\bmaintain|\bdescribe\b|\btell me about\b|\bwhat is\b|\bwhat's\b|\bdetails\b|"
-                           r"\bslos?\b|\bfreshness\b|\bwhat columns\b|\bschema of\b|\bshow (?:me )?(?:the )?product\b|"
-                           r"\bwho (?:do i|should i) (?:ask|contact|talk)\b|\bteam behind\b", re.I)),
-    ("sql", re.compile(r"\bhow many\b|\bcount\b|\bnumber of\b|\baverage\b|\bavg\b|\bmean\b|\btotal\b|\bsum\b|\btop \d+|"
-                       r"\bmost\b|\bleast\b|\bhighest\b|\blowest\b|\bper (?:day|week|month|year|country|channel|customer)\b|"
-                       r"\bby (?:month|day|week|year|country|channel|status|segment)\b|\btrend\b|\brevenue\b|\bmedian\b|"
-                       r"\bmaximum\b|\bminimum\b|\bpercentage\b|\bshare of\b|\bbreakdown\b|\blist (?:all )?(?:the )?(?:orders|customers|returns|campaigns)\b", re.I)),
+    ("impact", re.compile(r"\bimpact|\bbreaks?\b|\bbroken\b|\bbrake\b|\baffect(?:ed|s)?\b|\bdownstream\b|\bblast radius\b|"
+                          r"\bhurt\b|\b(?:what|who|which \w+)\s+(?:depends?|relies?) on\b|"
+                          r"\bdependen(?:ts|cies) of\b|\bwho(?:'s| is)? (?:uses|using|consumes|consuming|reads|reading)\b|"
+                          r"\bconsumers? of\b|\bused by\b|\b(?:which|what) [\w ]{0,30}\b(?:use|uses|read|reads|consume)\b|"
+                          r"\bif (?:i|we|you|they|someone) (?:drop|rename|change|remove|delete|retype)\b|"
+                          r"\bif\b.{0,60}\b(?:were|was|is|are|gets?|got) (?:dropped|renamed|removed|deleted|retyped)\b|"
+                          r"\b(?:safe|ok|okay) to (?:drop|rename|change|remove|delete)\b|\bwho needs to know\b|"
+                          r"\bwhat happens\b.*\bif\b|\b(?:renam|dropp|delet|remov)ing\b", re.I)),
+    ("upstream", re.compile(r"\bfeeds?\b|\bfed\b|\bupstream\b|\bcomes? from\b|\bsources? (?:of|for)\b|\bsourced from\b|"
+                            r"\bthe sources?\b|\bderived\b|\blineage of\b|\borigin\b|\bbuilt from\b|\binputs? (?:to|of)\b|"
+                            r"\bwhere (?:does|do|did|comes?|is)\b.*\bfrom\b|\bwhat goes into\b|\bpopulates?\b|"
+                            r"\bdoes\b[^?]*?\bdepend on\b|\btrace (?:back|\w+ back)\b|\b(?:computed|calculated) from\b|"
+                            r"\bfrom which\b|\bget (?:its|their) data\b", re.I)),
+    ("product", re.compile(r"\bwho owns?\b|\bowner|\bowned by\b|\bowning\b|\bwho is responsible\b|\bresponsible for\b|"
+                           r"\baccountable\b|\blooks? after\b|\bcontacts?\b|\bcontact person\b|\bon[- ]?call\b|\bmaintain|"
+                           r"\bdescribe\b|\bdetails\b|\boverview\b|\beverything about\b|\bslos?\b|\bslas?\b|\bfreshness\b|"
+                           r"\bhow fresh\b|\b(?:what|which) columns\b|\bcolumns does\b|\bschema of\b|\bshow (?:me )?(?:the )?"
+                           r"product\b|\boutput ports?\b|\bwhich domain\b|\bbelongs? to\b|\baligned\b|\bwhat does [\w ]+ mean\b|"
+                           r"\bwho (?:do i|should i|can i) (?:ask|contact|talk|ping|reach)\b|\bwhich team\b|\bteam behind\b",
+                           re.I)),
+    ("product_weak", re.compile(r"\bwhat is\b|\bwhat's\b|\btell me about\b|\bwhat(?:'s| is) in\b", re.I)),
+    ("sql", re.compile(r"\bhow (?:many|much)\b|\bcount\b|\bnumber of\b|\baverage\b|\bavg\b|\bmean\b|\btotal\b|\bsum\b|"
+                       r"\btop \d+|\bmost\b|\bleast\b|\bhighest\b|\blowest\b|\bmax(?:imum)?\b|\bmin(?:imum)?\b|"
+                       r"\b(?:biggest|largest|smallest|best|worst)\b|\bper (?:day|week|month|year|\w+)\b|"
+                       r"\b(?:daily|weekly|monthly|yearly)\b|\bby (?:month|day|week|year|country|channel|status|segment|\w+ segment)\b|"
+                       r"\b(?:in|over|during|for|within) the (?:last|past|previous) (?:\d+ )?(?:days?|weeks?|months?|quarters?|years?)\b|"
+                       r"\b(?:since|before|after|in) (?:19|20)\d\d\b|\b(?:yesterday|today)\b|\b(?:this|last) (?:week|month|quarter|year)\b|"
+                       r"\btrend\b|\brevenue\b|\bmedian\b|\bpercentage\b|\bshare of\b|\bbreakdown\b|"
+                       r"\b(?:list|show|give|get|find)(?: me)? (?:all |the )*(?:\d+ )?(?!(?:tables|datasets|products|columns|fields|sources)\b)\w+s (?:from|in|with|who|that|where|"
+                       r"above|below|over|under|without|since|before|after)\b|\b(?:list|show me) (?:all |the )*\d+\b|"
+                       r"\bwhich \w+s (?:have|has|had|did|do) (?:no|not|never|more|less|fewer)\b|"
+                       # non-native users ask in their language's words for "how many / how much"
+                       r"\bwie viele?\b|\bcu[aá]nt[oa]s?\b|\bcombien\b|\bquant[io]\b", re.I)),
 ]
 _CONTRACT_ACTIONS: list[tuple[str, re.Pattern[str]]] = [
     ("publish_contract", re.compile(r"\b(?:publish|release|promote|replace)\b", re.I)),
     ("contract_diff", re.compile(r"\b(?:diff|compare|breaking|changes? (?:in|between|from)|what changed)\b|\S+\.ya?ml\b", re.I)),
     ("contract_draft", re.compile(r"\b(?:draft|write|create|generate|propose|bootstrap)\b", re.I)),
-    ("contract_test", re.compile(r"\b(?:test|meets?|satisf(?:y|ies)|compl(?:y|ies)|conforms?|pass(?:es)?|honou?rs?|"
+    ("contract_test", re.compile(r"\b(?:tests?|meets?|satisf(?:y|ies)|compl(?:y|ies)|conforms?|pass(?:es|ing)?|honou?rs?|"
                                  r"violat\w*|verify the data|data match)\b", re.I)),
     ("contract_lint", re.compile(r"\b(?:lint|valid\w*|check|review|problems?|issues?|well[- ]formed|correct)\b", re.I)),
 ]
 _CHANGE_WORDS = {r"drop(?:s|ped|ping)?": "drop", r"remov(?:e|es|ed|ing)": "drop", r"delet(?:e|es|ed|ing)": "drop",
-                 r"renam(?:e|es|ed|ing)": "rename", r"retyp(?:e|ed|ing)": "type", r"type": "type", r"cast": "type"}
-_OWNERSHIP = re.compile(r"\bown|\bresponsible|\bcontact|\bmaintain|\bon[- ]?call|\bwho (?:do i|should i)|\bteam\b", re.I)
+                 r"goes away|go away": "drop", r"renam(?:e|es|ed|ing)": "rename", r"retyp(?:e|ed|ing)": "type",
+                 r"type": "type", r"cast": "type", r"meaning|semantics?|definition|redefin\w*": "semantics"}
+_FUZZY_NAME = 88  # rapidfuzz ratio: "customer profil" (97) and "campain performance" (97), not "customer" ~ "customers"
+_OWNERSHIP = re.compile(r"\bown|\bresponsible|\baccountable|\blooks? after|\bcontact|\bmaintain|\bon[- ]?call|"
+                        r"\bwho (?:do i|should i|can i)|\bteam\b", re.I)
 
 
 @dataclass
@@ -79,16 +110,22 @@ class _Names:
 
     @classmethod
     def of(cls, catalog: Any) -> _Names:
-        products, datasets, columns = {}, {}, {}
+        products, datasets, columns, acronyms = {}, {}, {}, {}
         for ref, product in catalog.products.items():
             for key in {product.name.lower(), product.id.lower(), product.id.replace("-", " ").lower()}:
                 products[key] = ref
+            initials = "".join(w[0] for w in re.findall(r"[a-z0-9]+", product.name.lower()))
+            if len(initials) >= 3:  # "CLV" for customer lifetime value; two letters collide with words
+                acronyms.setdefault(initials, set()).add(ref)
             for dataset in product.datasets:
                 dref = str(product.dataset_ref(dataset.name))
                 datasets[dataset.qualified_name.lower()] = dref
                 datasets[dataset.name.lower()] = dref
                 datasets[dataset.name.replace("_", " ").lower()] = dref
                 columns[dref] = [c.name for c in dataset.columns]
+        for initials, refs in acronyms.items():
+            if len(refs) == 1 and initials not in products:  # an acronym two products share names neither
+                products[initials] = refs.pop()
         return cls(products, datasets, columns)
 
 
@@ -106,11 +143,10 @@ class Router:
             return []
         if _SQL_TEXT.match(text) or re.search(r"```sql", text, re.I):
             sql = re.sub(r"^```sql\s*|```\s*$", "", text.strip(), flags=re.I).strip()
-            return [self._call("validate_sql", sql=sql)] if re.search(r"\bvalid|\bcheck\b|\blint\b", text, re.I) and \
+            return [self._call("validate_sql", sql=sql)] if _VALIDATE_CUE.search(text) and \
                 not _SQL_TEXT.match(text) else [self._call("run_sql", sql=sql)]
         if sql := self._embedded_sql(text):
-            tool = "validate_sql" if re.search(r"\bvalid|\bcheck\b|\bis (?:this|it) (?:ok|right|correct)", text, re.I) \
-                else "run_sql"
+            tool = "validate_sql" if _VALIDATE_CUE.search(text) else "run_sql"
             return [self._call(tool, sql=sql)]
         intents = [name for name, pattern in _INTENTS if pattern.search(text)]
         if "help" in intents and len(text) < 60:
@@ -118,14 +154,18 @@ class Router:
         calls: list[dict[str, Any]] = []
         product = self.find_product(text)
         if "contract" in intents:
-            return [self._contract_call(text, product)]
-        if "incidents" in intents and re.search(r"\btriage\b|\bINC-\d+|\bwhat(?:'s| is) (?:wrong|broken) with|"
-                                                r"\bwhy (?:is|are|does|did)\b|\broot cause", text, re.I):
+            calls = [self._contract_call(text, product)]
+            if product and _OWNERSHIP.search(text) and calls[0]["name"] != "get_product":
+                calls.append(self._call("get_product", product=product))
+            return calls
+        if "incidents" in intents and re.search(r"\btriage\b|\bINC-\d+|\bwhat(?:'s| is) (?:wrong|broken|going on) with|"
+                                                r"\bwhy (?:is|are|does|did|do)\b|\broot cause|\binvestigate\b|"
+                                                r"\bwhat happened\b|\blooks? (?:broken|wrong|off|stale)\b", text, re.I):
             incident = re.search(r"\bINC-\d+\b", text, re.I)
             target = incident.group(0).upper() if incident else (self.find_target(text, product) if product else text)
             return [self._call("triage_incident", ref=target)]
         if "incidents" in intents:
-            status = "open" if re.search(r"\b(?:open|active|current|ongoing|unresolved)\b", text, re.I) else \
+            status = "open" if re.search(r"\b(?:open|active|current|ongoing|unresolved|on fire|burning)\b", text, re.I) else \
                 "resolved" if re.search(r"\b(?:resolved|closed|past|previous)\b", text, re.I) else "all"
             calls.append(self._call("list_incidents", product=product, status=status))
         if "impact" in intents:
@@ -133,6 +173,9 @@ class Router:
             calls.append(self._call("lineage_impact", target=self.find_target(text, product), change=change))
         if "upstream" in intents:
             calls.append(self._call("lineage_upstream", target=self.find_target(text, product)))
+        if "product" in intents and not product and not calls:
+            # "who maintains the table with customers' emails?": the product that holds what is described.
+            product = self._product_by_search(text)
         # Next to another question, the product itself is asked about only when ownership is.
         if "product" in intents and product and (not calls or _OWNERSHIP.search(text)):
             calls.insert(0, self._call("get_product", product=product))
@@ -140,6 +183,8 @@ class Router:
             return calls
         if "sql" in intents:
             return [self._call("ask_sql", question=text)]
+        if "product_weak" in intents and product:
+            return [self._call("get_product", product=product)]
         if product and re.fullmatch(r"[\w\s-]+\??", text) and len(text.split()) <= 5:
             return [self._call("get_product", product=product)]
         return [self._call("search_catalog", query=text)]
@@ -159,7 +204,26 @@ class Router:
         for key, ref in sorted(self.names.datasets.items(), key=lambda kv: -len(kv[0])):
             if re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", lowered):
                 return str(MeshRef.parse(ref).product_ref())
-        return None
+        return self._fuzzy_product(lowered)
+
+    def _fuzzy_product(self, lowered: str) -> str | None:
+        """A misspelt product name ("customer profil", "campain performance"): the closest name over windows of
+        as many words, when it is close enough that a one- or two-letter slip explains the difference."""
+        words = re.findall(r"[\w-]+", lowered)
+        best: tuple[float, str] | None = None
+        for key, ref in self.names.products.items():
+            size = len(key.split())
+            if len(key) < 6:  # short names are too easy to hit by accident
+                continue
+            for i in range(len(words) - size + 1):
+                score = fuzz.ratio(key, " ".join(words[i:i + size]))
+                if score >= _FUZZY_NAME and (best is None or score > best[0]):
+                    best = (score, ref)
+        return best[1] if best else None
+
+    def _product_by_search(self, text: str) -> str | None:
+        hits = self.catalog.search(text, k=1).hits if self._searchable(text) else []
+        return str(MeshRef.parse(hits[0].ref).product_ref()) if hits else None
 
     def find_target(self, text: str, product: str | None) -> str:
         """A dataset or column reference for lineage: explicit refs, table.column, a column named near its product."""

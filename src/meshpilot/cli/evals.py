@@ -24,6 +24,8 @@ def evals_run(
     model: Annotated[str | None, typer.Option(help="A LiteLLM model for the agent and SQL suites (default: offline).")] = None,
     judge: Annotated[str | None, typer.Option(help="A LiteLLM judge model for Faithfulness and ResponseRelevancy.")] = None,
     baseline: Annotated[Path | None, typer.Option(help="An earlier evals.json: fail on regressions beyond tolerance.")] = None,
+    spider: Annotated[Path | None, typer.Option(help="Spider's folder (tables.json, dev.json) for schema linking "
+                                                     "(default: MESHPILOT_SHARED_DATA/spider_dev).")] = None,
     report: Annotated[Path, typer.Option(help="Where to write evals.json, evals.md and evals.html.")] = Path("eval-report"),
     changed_prompts: Annotated[bool, typer.Option("--changed-prompts", help="Only the suites gating prompts changed since --since.")] = False,
     since: Annotated[str, typer.Option(help="The git ref for --changed-prompts.")] = "origin/main",
@@ -59,7 +61,7 @@ def evals_run(
             progress.update(task, description=f"suite {name}", completed=len(started))
             started.append(name)
 
-        results = run(names, model=model_object, judge_model=judge, progress=step)
+        results = run(names, model=model_object, judge_model=judge, spider=spider, progress=step)
         progress.update(task, completed=len(names))
     checks = check(results, load_thresholds(), before)
     paths = reports.write(report, results, checks)

@@ -3,6 +3,7 @@
 Each suite reads its dataset from `evals/suites/` and runs on a freshly built demo mesh. Metrics:
 - retrieval, schema_linking: Ragas NonLLMContextRecall / NonLLMContextPrecisionWithReference of the
   mesh:// citations against gold ones (exact references: the string-similarity threshold is 1.0);
+  schema_linking also links Spider's held-out questions among all of its 166 schemas (recall@10, db@1);
 - sql: validity rate of the queries written, answered rate, execution match of the answered against the
   gold SQL's rows (Ragas DataCompyScore, row F1), and the share of answers that are wrong;
 - contracts: schema-valid rate of drafted contracts; recall and precision of the PII classifier against
@@ -10,7 +11,8 @@ Each suite reads its dataset from `evals/suites/` and runs on a freshly built de
 - lineage: precision and recall of the downstream dataset sets;
 - triage: root cause hit@1 and hit@3 on generated scenarios with a planted cause;
 - guardrails: PII leak count (must be 0), injection block rate, policy violation count (must be 0);
-- agent: Ragas ToolCallAccuracy of the tool-call trajectories, StringPresence of the key facts;
+- agent: Ragas ToolCallAccuracy of the tool-call trajectories (the suite written with the router, and the
+  held-out test split of phrasings written apart from it), StringPresence of the key facts;
   with a judge model, Faithfulness and ResponseRelevancy (otherwise reported as skipped, never passed).
 Thresholds live in `evals/thresholds.yaml`; the run fails when a metric is below its threshold, or worse
 than `--baseline` by more than its tolerance.
@@ -120,6 +122,8 @@ def suite_retrieval(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
 
 
 def suite_schema_linking(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
+    """The demo's questions on its 5 tables at k=2 (at k=5 every table is returned and recall cannot miss),
+    and Spider's: every one of its 166 schemas in one catalog, the questions of the held-out databases."""
     import sqlglot
     from sqlglot import exp
 
@@ -130,8 +134,8 @@ def suite_schema_linking(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
     for case in load_suite("sql_offline"):
         gold_tables = sorted({f"{t.db}.{t.name}" if t.db else t.name
                               for t in sqlglot.parse_one(case["gold_sql"], read="duckdb").find_all(exp.Table)})
-        link = catalog.link_schema(case["question"], k=5)
-        got = [t.qualified_name for t in link.tables]
+        link = catalog.link_schema(case["question"], k=2)
+        got = [t.qualified_name for t in link.tables if t.role == "match"]
         r, p = _context_scores(got, gold_tables)
         recalls.append(r)
         precisions.append(p)
@@ -139,7 +143,44 @@ def suite_schema_linking(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
             result.failures.append({"question": case["question"], "gold": gold_tables, "got": got})
     result.cases = len(recalls)
     result.metrics = {"context_recall": _mean(recalls), "context_precision": _mean(precisions)}
+    _spider_linking(result, options)
     return result
+
+
+def _spider_linking(result: SuiteResult, options: dict[str, Any]) -> None:
+    from meshpilot.evals.spider import (
+        gold_tables,
+        product_id,
+        products_from_spider,
+        spider_dir,
+        split_of,
+    )
+    from meshpilot.tools.catalog import Catalog
+
+    folder = spider_dir(options.get("spider"))
+    if folder is None:
+        why = "Spider not found: give --spider DIR (the folder with tables.json and dev.json) or MESHPILOT_SHARED_DATA"
+        result.skipped.update({"spider_recall_at_10": why, "spider_db_at_1": why})
+        return
+    catalog = Catalog.from_products(products_from_spider(folder / "tables.json"))
+    recall10, db1, counted = 0, 0, 0
+    for case in json.loads((folder / "dev.json").read_text(encoding="utf-8")):
+        gold = gold_tables(case["query"]) if split_of(case["db_id"]) == "test" else None
+        if not gold:
+            continue
+        counted += 1
+        link = catalog.link_schema(case["question"], k=10)
+        names = [(t.ref.split("/")[3], t.qualified_name.split(".", 1)[1].lower()) for t in link.tables if t.role == "match"]
+        wanted = {(product_id(case["db_id"]), table) for table in gold}
+        hit, right_db = wanted <= set(names), bool(names) and names[0][0] == product_id(case["db_id"])
+        recall10 += hit
+        db1 += right_db
+        if not (hit and right_db) and len(result.failures) < 50:
+            result.failures.append({"question": case["question"], "db": case["db_id"], "gold": sorted(gold),
+                                    "got": [f"{d}.{t}" for d, t in names[:5]]})
+    result.cases += counted
+    result.metrics.update({"spider_recall_at_10": round(recall10 / counted, 4) if counted else 0.0,
+                           "spider_db_at_1": round(db1 / counted, 4) if counted else 0.0})
 
 
 def suite_sql(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
@@ -337,32 +378,42 @@ def suite_agent(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
     copilot = Copilot(ws, checkpointer=_memory(), model=options.get("model"))
     router = Router(copilot.runner.context.catalog)
     accuracy_metric, presence = ToolCallAccuracy(), StringPresence()
-    result, accuracy, facts = SuiteResult("agent"), [], []
-    for case in load_suite("routing"):
-        calls = router.route(case["request"]) if options.get("model") is None else [
-            {"name": c["name"], "args": c["args"]} for c in copilot.ask(case["request"]).tool_calls]
-        reference = [ToolCall(name=name, args=args) for name, args in case["calls"]]
-        # Arguments the gold does not pin (free-text questions) are compared only where the gold gives them.
-        got = [ToolCall(name=c["name"], args={k: v for k, v in c["args"].items()
-                                              if any(k in a for n, a in case["calls"] if n == c["name"])}) for c in calls]
-        trajectory = [RagasHuman(content=case["request"]), RagasAI(content="", tool_calls=got)]
-        if not reference and not got:
-            value = 1.0
-        elif not reference or not got:
-            value = 0.0
-        else:
-            value = asyncio.run(accuracy_metric.ascore(user_input=trajectory, reference_tool_calls=reference)).value
-        accuracy.append(float(value))
-        if value < 1:
-            result.failures.append({"request": case["request"], "expected": case["calls"], "got": [[c.name, c.args] for c in got]})
+    result, facts = SuiteResult("agent"), []
+
+    def tool_call_accuracy(cases: list[dict[str, Any]]) -> list[float]:
+        scores = []
+        for case in cases:
+            calls = router.route(case["request"]) if options.get("model") is None else [
+                {"name": c["name"], "args": c["args"]} for c in copilot.ask(case["request"]).tool_calls]
+            reference = [ToolCall(name=name, args=args) for name, args in case["calls"]]
+            # Arguments the gold does not pin (free-text questions) are compared only where the gold gives them.
+            got = [ToolCall(name=c["name"], args={k: v for k, v in c["args"].items()
+                                                  if any(k in a for n, a in case["calls"] if n == c["name"])}) for c in calls]
+            trajectory = [RagasHuman(content=case["request"]), RagasAI(content="", tool_calls=got)]
+            if not reference and not got:
+                value = 1.0
+            elif not reference or not got:
+                value = 0.0
+            else:
+                value = asyncio.run(accuracy_metric.ascore(user_input=trajectory, reference_tool_calls=reference)).value
+            scores.append(float(value))
+            if value < 1:
+                result.failures.append({"request": case["request"], "expected": case["calls"],
+                                        "got": [[c.name, c.args] for c in got]})
+        return scores
+
+    accuracy = tool_call_accuracy(load_suite("routing"))
+    # Phrasings written apart from the rules; the test split was written after the rest was used for fixes.
+    heldout = tool_call_accuracy([c for c in load_suite("routing_phrasings") if c["split"] == "test"])
     for case in load_suite("answers"):
         answer = copilot.ask(case["question"])
         present = [asyncio.run(presence.ascore(reference=fact, response=answer.text)).value for fact in case["facts"]]
         facts.append(_mean(present))
         if min(present) < 1:
             result.failures.append({"question": case["question"], "missing": [f for f, p in zip(case["facts"], present) if p < 1]})
-    result.cases = len(accuracy) + len(facts)
-    result.metrics = {"tool_call_accuracy": _mean(accuracy), "fact_presence": _mean(facts)}
+    result.cases = len(accuracy) + len(heldout) + len(facts)
+    result.metrics = {"tool_call_accuracy": _mean(accuracy), "heldout_tool_call_accuracy": _mean(heldout),
+                      "fact_presence": _mean(facts)}
     judge = options.get("judge")
     for metric in ("faithfulness", "response_relevancy"):
         if judge is None:
@@ -441,7 +492,9 @@ def judge(results: list[SuiteResult], thresholds: dict, baseline: dict | None) -
             text = " and ".join(f"{k} {v}" for k, v in bound.items() if k in ("min", "max"))
             checks.append(Check(result.name, metric, value, text, status, reason))
         for metric, why in result.skipped.items():
-            checks.append(Check(result.name, metric, None, "needs a judge", "skipped", why))
+            bound = bounds.get(metric, {})
+            text = " and ".join(f"{k} {v}" for k, v in bound.items() if k in ("min", "max")) or "none"
+            checks.append(Check(result.name, metric, None, text, "skipped", why))
     return checks
 
 
@@ -466,14 +519,14 @@ def changed_prompt_suites(since: str, prompts_dir: Path | None = None) -> list[s
     return sorted(suites)
 
 
-def run(suites: list[str], *, model: Any = None, judge_model: str | None = None, progress: Callable | None = None
-        ) -> list[SuiteResult]:
+def run(suites: list[str], *, model: Any = None, judge_model: str | None = None, spider: Path | None = None,
+        progress: Callable | None = None) -> list[SuiteResult]:
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
         raise InvalidArgumentError(f"Unknown eval suite(s): {', '.join(unknown)}.", hint=f"Suites: {', '.join(SUITES)}.")
     from meshpilot.mesh.demo import build_demo
 
-    options = {"model": model, "judge": judge_model}
+    options = {"model": model, "judge": judge_model, "spider": spider}
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         workspace = build_demo(Path(tmp) / "demo")
