@@ -53,6 +53,15 @@ def test_a_retriever_that_returns_nothing_fails(cli, tmp_path: Path, monkeypatch
     assert "retrieval.context_recall: 0.0 is below the threshold 0.85" in result.stderr
 
 
+def test_a_search_without_synonyms_fails_the_paraphrases(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshpilot.tools import thesaurus
+
+    monkeypatch.setattr(thesaurus.Thesaurus, "expand", lambda self, terms: list(terms))
+    result = cli("evals", "run", "--suite", "retrieval", "--report", str(tmp_path))
+    assert result.code == 1
+    assert "retrieval.paraphrase_recall_at_5: " in result.stderr and "is below the threshold 0.6" in result.stderr
+
+
 def test_an_offline_writer_that_drops_filters_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from meshpilot.agents.sql_rules import OfflineSqlWriter
 

@@ -27,6 +27,47 @@ def test_search_finds_where_customer_emails_are_kept(demo_workspace: Workspace) 
     assert result.citations == refs
 
 
+def test_words_the_catalog_does_not_use_find_what_it_names_otherwise(demo_workspace: Workspace) -> None:
+    """No column says "born" or "nation": the general synonyms reach date_of_birth and country."""
+    for query, wanted in (("when was the shopper born", "customer_profile#date_of_birth"),
+                          ("advertising budget", "campaign_performance#spend")):
+        refs = [h.ref for h in catalog.search_catalog(query, k=5, workspace=demo_workspace).hits]
+        assert any(r.endswith(wanted) for r in refs), (query, refs)
+
+
+def test_a_synonym_never_outranks_the_word_the_user_wrote(demo_workspace: Workspace) -> None:
+    # "amount" widens to sum, value, paid, payment...: the columns named amount still come first.
+    columns = [h.ref for h in catalog.search_catalog("amount", k=10, kind="column", workspace=demo_workspace).hits]
+    named = [i for i, r in enumerate(columns) if "amount" in r.split("#")[1]]
+    assert named and named == list(range(len(named))), columns
+
+
+def test_a_mesh_adds_its_own_synonyms_in_its_manifest(demo_workspace: Workspace) -> None:
+    import yaml
+
+    assert not catalog.search_catalog("attrition", workspace=demo_workspace).hits  # nothing says attrition
+    manifest = demo_workspace.root / "meshpilot.yaml"
+    data = yaml.safe_load(manifest.read_text())
+    data["synonyms"] = [["attrition", "churn", "lifetime value"]]
+    manifest.write_text(yaml.safe_dump(data))
+    refs = [h.ref for h in catalog.search_catalog("attrition", k=3, workspace=demo_workspace).hits]
+    assert "mesh://customer/customer-lifetime-value" in refs
+
+
+def test_a_synonym_group_of_one_is_refused_with_where_it_is(demo_workspace: Workspace) -> None:
+    import yaml
+
+    from meshpilot.errors import MeshpilotError
+
+    manifest = demo_workspace.root / "meshpilot.yaml"
+    data = yaml.safe_load(manifest.read_text())
+    data["synonyms"] = [["sku", "article number"], ["lonely"]]
+    manifest.write_text(yaml.safe_dump(data))
+    with pytest.raises(MeshpilotError) as info:
+        catalog.search_catalog("sku", workspace=demo_workspace)
+    assert "meshpilot.yaml" in info.value.message and "synonyms" in " ".join(map(str, info.value.problems))
+
+
 @pytest.mark.parametrize(("filters", "allowed"), [
     ({"domain": "marketing"}, lambda ref: ref.startswith("mesh://marketing/")),
     ({"owner": "commerce-data"}, lambda ref: ref.startswith("mesh://commerce/")),

@@ -389,6 +389,10 @@ class WorkspaceManifest(Strict):
         [], description="Hosts answers may link to or load images from; links elsewhere are removed.")
     mcp: McpSettings = McpSettings()
     sql: SqlSettings = SqlSettings()
+    synonyms: list[Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]],
+                             Field(min_length=2, max_length=50)]] = Field(
+        [], max_length=10_000, description="The mesh's own synonym groups for search and schema linking, next "
+                                           "to the built-in ones: [[sku, article number], [churn, attrition]].")
 
 
 _LOGICAL_TYPES = {"VARCHAR": "string", "DATE": "date", "TIMESTAMPTZ": "timestamp", "BOOLEAN": "boolean",

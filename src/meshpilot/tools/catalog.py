@@ -230,6 +230,8 @@ class Catalog:
             _save_atomically(index, folder, source)
         else:
             status.update({"products_changed": 0, "products_removed": 0, "embedded": 0})
+        if synonyms := workspace.load_manifest().synonyms:
+            index.add_synonyms(synonyms)
         catalog = cls(_StoredProducts(store), index, status)
         catalog._foreign_keys = _StoredForeignKeys(store)
         catalog._store = store

@@ -55,10 +55,11 @@ def rank_tables(index: CatalogIndex, question: str,
     columns that match it. `neighbours(refs)` gives the foreign keys of those datasets (dataset ref ->
     [(column, other ref, other column)])."""
     terms = list(dict.fromkeys(index.tokenizer(question)))
+    widened = index.thesaurus.expand(terms)
     products, datasets, columns = (index.kinds[kind] for kind in ("product", "dataset", "column"))
-    own_dataset = index._own_scores(datasets, terms)
-    own_product = index._own_scores(products, terms)
-    column_rows, column_own = columns.sparse.scores(terms)
+    own_dataset = index._own_scores(datasets, widened)
+    own_product = index._own_scores(products, widened)
+    column_rows, column_own = columns.sparse.scores(widened)
     column_best = np.zeros(datasets.sparse.size, dtype=np.float32)
     if len(column_own):
         parents = columns.parent[column_rows]

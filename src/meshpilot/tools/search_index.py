@@ -24,6 +24,12 @@ import scipy.sparse as sp
 
 from meshpilot.mesh import files
 from meshpilot.mesh.files import collection_paused
+from meshpilot.tools.thesaurus import (
+    Query,
+    Thesaurus,
+    default_groups,
+    default_thesaurus,
+)
 from meshpilot.tools.tokens import Tokenizer
 
 NAME_WEIGHT = 3  # a word in a name counts three times a word in a description
@@ -219,23 +225,39 @@ class SparseIndex:
             if start < end:
                 yield matrix.indices[start:end].astype(np.int64) + offset, matrix.data[start:end]
 
-    def scores(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, BM25 scores) of the live documents matching any term."""
+    def scores(self, terms: Sequence[str] | Query) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, BM25 scores) of the live documents matching any term. A Query's synonyms are weighted
+        down and stand in for their word: a document gets the best of the word and its synonyms, not their
+        sum, so one that says both is not counted twice."""
         _, avgdl = self._live_stats()
-        rows_parts, score_parts = [], []
-        for term in terms:
+        query = terms if isinstance(terms, Query) else Query(list(terms), [1.0] * len(terms), [None] * len(terms))
+        groups: dict[str, list[tuple[bool, np.ndarray, np.ndarray]]] = {}
+        for term, weight, source in zip(query.terms, query.weights, query.stands_for, strict=True):
             idf = self.idf(term)
+            if source is not None and (source_idf := self.idf(source)):
+                idf = min(idf, source_idf)
+            idf *= weight
             if not idf:
                 continue
             for rows, tf in self.postings(term):
                 norm = K1 * (1 - B + B * self.doc_len[rows] / avgdl)
-                rows_parts.append(rows)
-                score_parts.append(idf * tf * (K1 + 1) / (tf + norm))
-        if not rows_parts:
+                groups.setdefault(source or term, []).append(
+                    (source is not None, rows, idf * tf * (K1 + 1) / (tf + norm)))
+        if not groups:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         totals = np.zeros(self.size, dtype=np.float32)
-        for rows, contributions in zip(rows_parts, score_parts, strict=True):
-            totals[rows] += contributions  # a term's postings in a segment hold each row once
+        best: np.ndarray | None = None
+        for parts in groups.values():
+            if not any(synonym for synonym, _, _ in parts):
+                for _, rows, contributions in parts:
+                    totals[rows] += contributions  # a term's postings in a segment hold each row once
+                continue
+            best = np.zeros(self.size, dtype=np.float32) if best is None else best
+            for synonym, rows, contributions in sorted(parts, key=lambda part: part[0]):  # the word first
+                best[rows] = np.maximum(best[rows], contributions) if synonym else best[rows] + contributions
+            touched = np.unique(np.concatenate([rows for _, rows, _ in parts]))
+            totals[touched] += best[touched]
+            best[touched] = 0
         keep = (totals > 0) & self.live
         unique = np.flatnonzero(keep)
         return unique, totals[unique]
@@ -505,6 +527,7 @@ class CatalogIndex:
 
     def __init__(self, embedder: Any | None = None) -> None:
         self.tokenizer = Tokenizer()
+        self._thesaurus: Thesaurus | None = None
         self.vocab: dict[str, int] = {}
         self.kinds = {kind: _Kind(self.vocab) for kind in KINDS}
         self.rows_of_product: dict[str, dict[str, list[int]]] = {}
@@ -515,6 +538,16 @@ class CatalogIndex:
         self._faiss: dict[str, Any] = {}
         self.source = ""
         self._products_state: Path | None = None
+
+    @property
+    def thesaurus(self) -> Thesaurus:
+        if self._thesaurus is None:
+            self._thesaurus = default_thesaurus()
+        return self._thesaurus
+
+    def add_synonyms(self, groups: list[list[str]]) -> None:
+        """A workspace's own synonym groups, next to the general ones."""
+        self._thesaurus = Thesaurus(self.tokenizer, [*default_groups(), *groups])
 
     # --- building ----------------------------------------------------------------------------------
 
@@ -645,7 +678,7 @@ class CatalogIndex:
         Products and datasets are scored as whole arrays; columns, by far the most numerous, only where
         the query matched them, so a query's cost follows its matches, not the catalog's size.
         """
-        terms = self.tokenizer(query)
+        terms = self.thesaurus.expand(self.tokenizer(query))
         p, d, c = (self.kinds[k] for k in KINDS)
         own = {kind: self._own_scores(self.kinds[kind], terms) for kind in ("product", "dataset")}
         self._add_dense(query, own)
@@ -688,7 +721,7 @@ class CatalogIndex:
             result[kind] = (rows[order], values[order])
         return result
 
-    def _own_scores(self, index: _Kind, terms: list[str]) -> np.ndarray:
+    def _own_scores(self, index: _Kind, terms: Sequence[str] | Query) -> np.ndarray:
         rows, values = index.sparse.scores(terms)
         dense = np.zeros(index.sparse.size, dtype=np.float32)
         if len(values):
