@@ -19,6 +19,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
+from meshpilot.evals.mutants import near_miss
 from meshpilot.tools.sql import SqlSchema, Table, validate_sql
 
 
@@ -31,19 +32,6 @@ def schemas_from_spider(tables_json: Path) -> dict[str, SqlSchema]:
             tables.append(Table(name=name, columns=columns))
         schemas[schema["db_id"]] = SqlSchema(tables)
     return schemas
-
-
-def near_miss(name: str, rng: random.Random) -> str:
-    """A plausible typo: a letter dropped, doubled or two letters swapped."""
-    if len(name) < 4:
-        return name + "x"
-    i = rng.randrange(1, len(name) - 1)
-    kind = rng.choice(("drop", "double", "swap"))
-    if kind == "drop":
-        return name[:i] + name[i + 1:]
-    if kind == "double":
-        return name[:i] + name[i] + name[i:]
-    return name[:i - 1] + name[i] + name[i - 1] + name[i + 1:] if name[i] != name[i - 1] else name[:i] + name[i + 1:]
 
 
 def mutants(sql: str, db: str, schemas: dict[str, SqlSchema], rng: random.Random) -> list[tuple[str, str | None]]:

@@ -62,6 +62,16 @@ def test_a_search_without_synonyms_fails_the_paraphrases(cli, tmp_path: Path, mo
     assert "retrieval.paraphrase_recall_at_5: " in result.stderr and "is below the threshold 0.6" in result.stderr
 
 
+def test_a_validator_that_trusts_column_names_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshpilot.tools import sql_validation
+
+    original = sql_validation.qualify
+    monkeypatch.setattr(sql_validation, "qualify", lambda *a, **kw: original(*a, **{**kw, "validate_qualify_columns": False}))
+    result = cli("evals", "run", "--suite", "sql_validation", "--report", str(tmp_path))
+    assert result.code == 1
+    assert "sql_validation.mutant_rejected_rate: " in result.stderr and "is below the threshold 1.0" in result.stderr
+
+
 def test_an_offline_writer_that_drops_filters_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from meshpilot.agents.sql_rules import OfflineSqlWriter
 

@@ -6,6 +6,9 @@ Each suite reads its dataset from `evals/suites/` and runs on a freshly built de
   schema_linking also links Spider's held-out questions among all of its 166 schemas (recall@10, db@1);
 - sql: validity rate of the queries written, answered rate, execution match of the answered against the
   gold SQL's rows (Ragas DataCompyScore, row F1), and the share of answers that are wrong;
+- sql_validation: valid queries in every scope (CTE, subquery, HAVING, window, quoted names) accepted, each of
+  their column and table references renamed to a near miss rejected, the analyst's personal-data rule held
+  in every scope (checked on the rows run_sql returns, not on the verdict alone);
 - contracts: schema-valid rate of drafted contracts; recall and precision of the PII classifier against
   the curated classifications (which it does not see);
 - lineage: precision and recall of the downstream dataset sets;
@@ -253,6 +256,51 @@ def _cell(value: Any) -> str:
     return '"' + text.replace('"', '""') + '"' if "," in text or '"' in text else text
 
 
+def suite_sql_validation(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
+    """Valid queries in every scope must pass; each of their column and table references renamed to a near
+    miss must not; the analyst's personal-data rule must hold in every scope, on the rows that come back."""
+    import random
+
+    import duckdb
+
+    from meshpilot.evals.mutants import every_mutant
+    from meshpilot.guardrails.policy import Caller, Policy
+    from meshpilot.tools.sql import SqlRejectedError, run_sql, validate
+
+    result, rng = SuiteResult("sql_validation"), random.Random(7)  # seeded: the same mutants every run
+    guard = Policy.load(ws).sql_guard(Caller(role="analyst"))
+    with duckdb.connect(str(ws.warehouse_path), read_only=True) as con:
+        secrets = {str(v) for row in con.execute("SELECT email, phone FROM customer.customer_profile").fetchall()
+                   for v in row if v}
+    accepted, rejected, enforced = [], [], []
+    for case in load_suite("sql_validation"):
+        if "analyst" in case:
+            verdict = validate(case["sql"], workspace=ws, caller=guard)
+            try:
+                rows = run_sql(case["sql"], workspace=ws, caller=guard, limit=1000).rows
+            except SqlRejectedError:
+                rows = None
+            leaked = sorted({str(v) for row in rows or [] for v in row} & secrets)
+            held = (not verdict.ok and rows is None) if case["analyst"] == "reject" else (verdict.ok and rows is not None)
+            enforced.append(1.0 if held and not leaked else 0.0)
+            if not enforced[-1]:
+                result.failures.append({"scope": case["scope"], "sql": case["sql"], "expected": case["analyst"],
+                                        "verdict": verdict.ok, "leaked": leaked[:3]})
+            continue
+        verdict = validate(case["sql"], workspace=ws)
+        accepted.append(1.0 if verdict.ok else 0.0)
+        if not verdict.ok:
+            result.failures.append({"scope": case["scope"], "sql": case["sql"], "problems": [str(p) for p in verdict.problems]})
+        for kind, mutant, name in every_mutant(case["sql"], "duckdb", rng):
+            rejected.append(0.0 if validate(mutant, workspace=ws).ok else 1.0)
+            if not rejected[-1]:
+                result.failures.append({"scope": case["scope"], "mutant": mutant, "renamed": f"{kind} {name}"})
+    result.cases = len(accepted) + len(rejected) + len(enforced)
+    result.metrics = {"valid_accepted_rate": _mean(accepted), "mutant_rejected_rate": _mean(rejected),
+                      "policy_enforced_rate": _mean(enforced)}
+    return result
+
+
 def suite_contracts(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
     from meshpilot.guardrails.classify import classify_workspace
     from meshpilot.mesh.store import MeshStore
@@ -466,6 +514,7 @@ def _mean(values: list[float]) -> float:
 
 SUITES: dict[str, Callable[[Workspace, dict[str, Any]], SuiteResult]] = {
     "retrieval": suite_retrieval, "schema_linking": suite_schema_linking, "sql": suite_sql,
+    "sql_validation": suite_sql_validation,
     "contracts": suite_contracts, "lineage": suite_lineage, "triage": suite_triage, "guardrails": suite_guardrails,
     "agent": suite_agent,
 }
