@@ -72,6 +72,17 @@ def test_a_validator_that_trusts_column_names_fails(cli, tmp_path: Path, monkeyp
     assert "sql_validation.mutant_rejected_rate: " in result.stderr and "is below the threshold 1.0" in result.stderr
 
 
+def test_a_triage_blind_to_when_things_happened_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With distractors (a schema change or check failure after the failure began, a late run a week before),
+    a triage that weighs every event alike ranks one of them first."""
+    from meshpilot.tools import incidents
+
+    monkeypatch.setattr(incidents, "_timing", lambda when, since: 1.0)
+    result = cli("evals", "run", "--suite", "triage", "--report", str(tmp_path))
+    assert result.code == 1
+    assert "triage.root_cause_hit_at_1: " in result.stderr and "is below the threshold 0.85" in result.stderr
+
+
 def test_an_offline_writer_that_drops_filters_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from meshpilot.agents.sql_rules import OfflineSqlWriter
 
