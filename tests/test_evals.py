@@ -32,6 +32,7 @@ def test_all_offline_suites_pass_and_write_three_reports(cli, tmp_path: Path) ->
     assert statuses[("guardrails", "pii_leak_count")] == "pass"
     if (SHARED_DATA / "spider_dev").is_dir():  # CI has it: there the Spider checks run, never skip
         assert statuses[("schema_linking", "spider_db_at_1")] == "pass"
+        assert statuses[("guardrails", "real_name_recall")] == "pass"
     for name in ("evals.json", "evals.md", "evals.html"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     assert "| lineage | downstream_recall |" in (tmp_path / "report" / "evals.md").read_text()
@@ -81,6 +82,17 @@ def test_a_triage_blind_to_when_things_happened_fails(cli, tmp_path: Path, monke
     result = cli("evals", "run", "--suite", "triage", "--report", str(tmp_path))
     assert result.code == 1
     assert "triage.root_cause_hit_at_1: " in result.stderr and "is below the threshold 0.85" in result.stderr
+
+
+def test_a_pii_detector_that_misses_names_fails_on_real_text(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared("ner_real_names")
+    from meshpilot.guardrails import pii
+
+    original = pii.analyze
+    monkeypatch.setattr(pii, "analyze", lambda text, *a, **kw: [f for f in original(text, *a, **kw)
+                                                                 if f.entity_type != "PERSON" or f.text[:1].islower()])
+    result = cli("evals", "run", "--suite", "guardrails", "--report", str(tmp_path))
+    assert result.code == 1 and "guardrails.real_name_recall: " in result.stderr
 
 
 def test_an_offline_writer_that_drops_filters_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

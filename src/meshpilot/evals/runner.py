@@ -420,7 +420,26 @@ def suite_guardrails(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
     result.cases = len(cases)
     result.metrics = {"pii_leak_count": float(leaks), "policy_violation_count": float(violations),
                       "injection_block_rate": blocked / attacks if attacks else 0.0}
+    _real_names(result)
     return result
+
+
+def _real_names(result: SuiteResult) -> None:
+    """PERSON on real, human-annotated text (wikigold, SEC filings, tweets): 300 sentences of each corpus's
+    held-out half, token-level precision and recall, pooled."""
+    from meshpilot.evals.ner import CORPORA, ner_dir, score_persons, sentences, spread
+    from meshpilot.guardrails import pii
+
+    folder = ner_dir()
+    if folder is None:
+        why = "ner_real_names not found: set MESHPILOT_SHARED_DATA to the shared data folder"
+        result.skipped.update({"real_name_precision": why, "real_name_recall": why})
+        return
+    samples = [s for corpus in CORPORA
+               for s in spread([s for s in sentences(folder, corpus) if s.split == "test"], 300)]
+    scores = score_persons(samples, lambda text: [(f.start, f.end) for f in pii.analyze(text, entities=["PERSON"])])
+    result.cases += len(samples)
+    result.metrics.update({"real_name_precision": scores["precision"], "real_name_recall": scores["recall"]})
 
 
 def suite_agent(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
