@@ -95,6 +95,15 @@ def test_a_pii_detector_that_misses_names_fails_on_real_text(cli, tmp_path: Path
     assert result.code == 1 and "guardrails.real_name_recall: " in result.stderr
 
 
+def test_an_impact_analysis_that_stops_at_the_first_hop_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshpilot.tools import lineage
+
+    original = lineage.LineageGraph.walk
+    monkeypatch.setattr(lineage.LineageGraph, "walk", lambda self, starts, downstream, depth: original(self, starts, downstream, 1))
+    result = cli("evals", "run", "--suite", "lineage", "--report", str(tmp_path))
+    assert result.code == 1 and "lineage.downstream_recall: " in result.stderr
+
+
 def test_an_offline_writer_that_drops_filters_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from meshpilot.agents.sql_rules import OfflineSqlWriter
 
