@@ -1,7 +1,8 @@
 """PERSON detection on real, human-annotated text: ../shared/data/ner_real_names (wikigold: Wikipedia; SEC
 filings: contracts; BTC: tweets, informal and lowercase). Token-level precision, recall and F1 per corpus
 and pooled, on the frozen split of sentences (src/meshpilot/evals/ner.py; `test` by default). The SEC
-filings' role words annotated PER ("the Lender") are not scored: they are no one's name.
+filings' role words annotated PER ("the Lender") are not scored: they are no one's name. `plain_spacy_f1` is
+the same spaCy pipeline's PERSON entities taken as they are (what plain Presidio reports), for comparison.
 Prints one JSON object. Usage: uv run python benchmarks/pii_real_names.py [--split test|dev] [--limit N]
 """
 
@@ -24,8 +25,12 @@ def main() -> None:
     folder = ner_dir()
     if folder is None:
         sys.exit("ner_real_names not found: set MESHPILOT_SHARED_DATA to the shared data folder")
+    import spacy
+
     pii.analyzer()
+    nlp = spacy.load(pii._spacy_model_path())
     detect = lambda text: [(f.start, f.end) for f in pii.analyze(text, entities=["PERSON"])]  # noqa: E731
+    plain = lambda text: [(e.start_char, e.end_char) for e in nlp(text).ents if e.label_ == "PERSON"]  # noqa: E731
     result: dict = {"benchmark": "pii_real_names", "split": args.split}
     pooled = []
     started = time.perf_counter()
@@ -34,6 +39,9 @@ def main() -> None:
         chosen = spread(chosen, args.limit) if args.limit else chosen
         pooled += chosen
         result[corpus] = score_persons(chosen, detect) | {"sentences": len(chosen)}
+        started_plain = time.perf_counter()
+        result[corpus]["plain_spacy_f1"] = score_persons(chosen, plain)["f1"]
+        started += time.perf_counter() - started_plain  # only the detector's own time counts
     result["ms_per_sentence"] = round((time.perf_counter() - started) * 1000 / len(pooled), 2)
     result["pooled"] = score_persons(pooled, detect) | {"sentences": len(pooled)}
     result["target_met"] = result["pooled"]["precision"] >= 0.80 and result["pooled"]["recall"] >= 0.80

@@ -49,6 +49,23 @@ def test_harder_cases(text: str, entity: str, value: str) -> None:
     assert types(text).get(entity) == value
 
 
+@pytest.mark.parametrize("text, handle", [
+    ("@jdoe can you check the orders pipeline?", "@jdoe"),
+    ("thanks @maria.keller_2 for the fix", "@maria.keller_2"),
+])
+def test_handles_are_people(text: str, handle: str) -> None:
+    assert types(text).get("PERSON") == handle
+
+
+@pytest.mark.parametrize("text", ["@here the load is late", "write to ops@example.org", "SELECT * FROM t WHERE id = @id"])
+def test_broadcasts_addresses_and_parameters_are_not_handles(text: str) -> None:
+    assert not [f for f in pii.analyze(text) if f.entity_type == "PERSON" and f.text.startswith("@")]
+
+
+def test_a_country_that_is_also_a_given_name_stays_a_place() -> None:
+    assert "PERSON" not in types("Shipments to France and China doubled in October.")
+
+
 @pytest.mark.parametrize("text", [
     "Revenue grew 12% in 2026-10 across 3 channels.",
     "SELECT count(*) FROM commerce.orders WHERE order_date >= '2026-01-01'",
