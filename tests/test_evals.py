@@ -104,6 +104,14 @@ def test_an_impact_analysis_that_stops_at_the_first_hop_fails(cli, tmp_path: Pat
     assert result.code == 1 and "lineage.downstream_recall: " in result.stderr
 
 
+def test_a_detector_blind_to_field_names_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshpilot.guardrails import pii
+
+    monkeypatch.setattr(pii, "structured_names", lambda text: [])
+    result = cli("evals", "run", "--suite", "guardrails", "--report", str(tmp_path))
+    assert result.code == 1 and "guardrails.structured_name_recall: " in result.stderr
+
+
 def test_an_offline_writer_that_drops_filters_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from meshpilot.agents.sql_rules import OfflineSqlWriter
 

@@ -62,6 +62,33 @@ def test_broadcasts_addresses_and_parameters_are_not_handles(text: str) -> None:
     assert not [f for f in pii.analyze(text) if f.entity_type == "PERSON" and f.text.startswith("@")]
 
 
+@pytest.mark.parametrize("text, names", [
+    ("first_name,last_name,email\nanna,kowalski,a@x.org\nJOHN,SMITH,j@x.org", {"anna", "kowalski", "JOHN", "SMITH"}),
+    ('{"customerName": "maría lópez", "amount": 12.5}', {"maría lópez"}),
+    ("| contact_name | phone |\n|---|---|\n| dieter braun | +49 30 1234567 |", {"dieter braun"}),
+    ("assignee: TOM O'NEILL", {"TOM O'NEILL"}),
+])
+def test_names_in_csv_json_and_fields_are_found_in_any_case(text: str, names: set[str]) -> None:
+    assert {f.text for f in pii.analyze(text) if f.entity_type == "PERSON"} == names
+
+
+@pytest.mark.parametrize("text", ["product_name,price\nwidget pro,12.50", "| name | kind |\n|---|---|\n| orders | dataset |",
+                                  "column_name | data_type\nfirst_name | VARCHAR", "first_name,last_name\nnull,n/a"])
+def test_fields_that_hold_no_person_are_left_alone(text: str) -> None:
+    assert "PERSON" not in types(text)
+
+
+@pytest.mark.parametrize("phone", ["+353 1 234 5678", "+81-3-1234-5678", "+49 (0)89 12345678", "+7 495 123-45-67",
+                                   "+55 11 91234-5678", "+971 4 123 4567", "+1 (415) 555-0123 ext. 42"])
+def test_international_phones(phone: str) -> None:
+    assert types(f"customer_id,phone\n42,{phone}").get("PHONE_NUMBER") == phone
+
+
+@pytest.mark.parametrize("value", ["id 4155550123", "USD 99 999 999", "sum 000123456", "batch 2026-45-0001", "EUR 1.234.567,89"])
+def test_ids_and_money_are_not_phones(value: str) -> None:
+    assert "PHONE_NUMBER" not in types(value)
+
+
 def test_a_country_that_is_also_a_given_name_stays_a_place() -> None:
     assert "PERSON" not in types("Shipments to France and China doubled in October.")
 

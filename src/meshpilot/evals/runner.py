@@ -421,7 +421,44 @@ def suite_guardrails(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
     result.metrics = {"pii_leak_count": float(leaks), "policy_violation_count": float(violations),
                       "injection_block_rate": blocked / attacks if attacks else 0.0}
     _real_names(result)
+    _numbers_and_fields(result)
     return result
+
+
+def _numbers_and_fields(result: SuiteResult) -> None:
+    """Test splits of two sets written before the detectors were changed for them: pii_numbers.jsonl (phones of
+    every region libphonenumber knows and hand-typed forms, in prose, CSV and JSON; and numeric values that are
+    no phones: every numeric value of the demo warehouse, public seed data, ids, versions, measures) and
+    structured_names.jsonl (names in CSV, JSON, tables and key=value fields, any case; and name-like fields that
+    hold no person)."""
+    from meshpilot.guardrails import pii
+
+    numbers = [c for c in load_suite("pii_numbers") if c["split"] == "test"]
+    found, false_phones = [], 0
+    for case in numbers:
+        phones = [f for f in pii.analyze(case["text"]) if f.entity_type == "PHONE_NUMBER"]
+        if case["phone"] is None:
+            false_phones += bool(phones)
+            if phones:
+                result.failures.append({"text": case["text"][:80], "problem": f"not a phone, found {phones[0].text}"})
+            continue
+        start = case["text"].find(case["phone"])
+        found.append(1.0 if any(f.start <= start + 1 and f.end >= start + len(case["phone"]) - 1 for f in phones) else 0.0)
+        if not found[-1]:
+            result.failures.append({"text": case["text"][:80], "problem": f"phone {case['phone']} missed"})
+    fields = [c for c in load_suite("structured_names") if c["split"] == "test"]
+    names, false_names = [], 0
+    for case in fields:
+        people = [f.text for f in pii.analyze(case["text"]) if f.entity_type == "PERSON"]
+        for name in case["names"]:
+            names.append(1.0 if any(name in p or (p in name and len(p) > 2) for p in people) else 0.0)
+        extra = [p for p in people if not any(p in n or n in p for n in case["names"])]
+        false_names += bool(extra)
+        if extra or (case["names"] and not all(names[-len(case["names"]):])):
+            result.failures.append({"text": case["text"][:80], "gold": case["names"], "got": people})
+    result.cases += len(numbers) + len(fields)
+    result.metrics.update({"phone_recall": _mean(found), "numeric_false_phones": float(false_phones),
+                           "structured_name_recall": _mean(names), "structured_false_names": float(false_names)})
 
 
 def _real_names(result: SuiteResult) -> None:

@@ -441,6 +441,18 @@ _AMOUNT = re.compile(r"[-+]?(?:\d{1,3}(?:[,\u00a0\u202f' ]\d{3})+|\d+)[.,]\d{1,2
 _DECIMALS = re.compile(r"[.,]\d{1,2}(?!\d|[.,]\d)")
 
 
+# Right before a number, a label or currency that says it is no phone number: an id, a count, money.
+_NOT_A_PHONE_LABEL = re.compile(r"(?i)(?:\b(?:ids?|no|nr|sku|ean|isbn|batch|build|version|port|sum|total|amount|count|"
+                                r"qty|price|cost|balance|usd|eur|gbp|chf|jpy|cad|aud|inr|cny)|[$€£¥])\s*[:=#]?\s*$")
+
+
+def _not_a_phone(text: str, start: int, end: int) -> bool:
+    digits = re.sub(r"\D", "", text[start:end])
+    line_start = text.rfind("\n", 0, start) + 1
+    return digits.startswith("000") or bool(_NOT_A_PHONE_LABEL.search(text[max(line_start, start - 16):start])) \
+        or _is_amount(text, start, end)
+
+
 def _is_amount(text: str, start: int, end: int) -> bool:
     """Whether a span is an amount, or the digits of one before its decimals (4155550123 of 4155550123.45)."""
     decimals = _DECIMALS.match(text, end)
@@ -462,6 +474,65 @@ def street_addresses(text: str) -> list[Finding]:
             if re.search(r"[A-Za-zÀ-ÿ]{2}", m.group(0).split(None, 1)[-1])]
 
 
+# A field that holds a person's name: a role or a name part, then "name" (first_name, customerLastName,
+# "contact name"), a bare name part (surname, forename), or a role alone (owner, assignee). Bare "name" is not
+# one: in a catalog listing it names datasets and products.
+_PERSON_FIELD = re.compile(
+    r"(?ix)^(?:(?:first|last|given|family|full|middle|nick|display|maiden|legal|contact|customer|client|user|"
+    r"owner|author|assignee|reporter|employee|manager|person|patient|holder|account\s?holder|recipient|sender|"
+    r"driver|passenger|student|teacher|member|guest|buyer|seller|applicant|beneficiary)"
+    r"(?:[\s_-]?(?:first|last|given|family|full|middle))?[\s_-]?names?|sur[\s_-]?names?|fore[\s_-]?names?|"
+    r"(?:first|last)names?|owner|author|assignee|reporter|manager|contact|holder)$")
+_FIELD_VALUE = re.compile(r"""(?x)["']?(?P<key>[A-Za-z][\w\s-]{1,40}?)["']?\s*[:=]\s*["']?
+                              (?P<value>[^\W\d_][^\n,;"|(){}\[\]]{0,60}?)["']?\s*(?=[,;\n}\]|(]|$)""")
+_CELL_NAME = re.compile(r"(?i)^(?!(?:null|none|n/?a|unknown|tbd|-+)$)[^\W\d_]+(?:[ '.-]+[^\W\d_]+\.?){0,3}$")
+
+
+def _camel_to_words(key: str) -> str:
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", key).strip()
+
+
+def structured_names(text: str) -> list[Finding]:
+    """Names in structured text, by the field they are in: a column header of CSV, TSV or a table
+    ("first_name,last_name\nanna,kowalski"), a JSON key or key=value label. Any case: the field says what
+    the value is, where spaCy sees a lowercase word or a shouted one."""
+    found: list[Finding] = []
+
+    def add(start: int, value: str) -> None:
+        stripped = value.strip()
+        if stripped and _CELL_NAME.match(stripped) and "@" not in stripped:
+            at = text.index(stripped, start)
+            found.append(Finding("PERSON", at, at + len(stripped), 0.7, stripped))
+
+    for match in _FIELD_VALUE.finditer(text):
+        if _PERSON_FIELD.match(_camel_to_words(match.group("key").strip())):
+            add(match.start("value"), match.group("value"))
+    lines = text.split("\n")
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line) + 1)
+    for i, line in enumerate(lines[:-1]):
+        separator = next((sep for sep in ("\t", "|", ";", ",") if sep in line), None)
+        if separator is None:
+            continue
+        header = [_camel_to_words(cell.strip().strip('"')) for cell in line.split(separator)]
+        wanted = [j for j, cell in enumerate(header) if _PERSON_FIELD.match(cell)]
+        if not wanted:
+            continue
+        for k in range(i + 1, len(lines)):
+            cells = lines[k].split(separator)
+            if len(cells) != len(header):
+                if set(lines[k].strip()) <= set("|-: "):  # a Markdown table's rule line
+                    continue
+                break
+            position = offsets[k]
+            for j, cell in enumerate(cells):
+                if j in wanted and not set(cell.strip()) <= set("-: "):
+                    add(position, cell.strip().strip('"'))
+                position += len(cell) + len(separator)
+    return found
+
+
 def analyze(text: str, entities: Sequence[str] | None = None, threshold: float = DECISION_THRESHOLD, *,
             names_if_capitalised: bool = False) -> list[Finding]:
     """PII findings in `text`, overlaps resolved: the higher score wins, then the longer span."""
@@ -478,6 +549,10 @@ def analyze(text: str, entities: Sequence[str] | None = None, threshold: float =
         engine = pattern_analyzer()
         wanted = [e for e in wanted if e not in NAME_ENTITIES]
     results = engine.analyze(text, language="en", entities=wanted, score_threshold=threshold) if wanted else []
+    if "PERSON" in (entities or ENTITIES):
+        from presidio_analyzer import RecognizerResult
+
+        results += [RecognizerResult("PERSON", f.start, f.end, f.score) for f in structured_names(text)]
     # mesh:// references and our own placeholders are never personal data, whatever a recognizer thinks.
     protected = [m.span() for m in _PROTECTED.finditer(text)]
     chosen: list[Finding] = []
@@ -486,7 +561,7 @@ def analyze(text: str, entities: Sequence[str] | None = None, threshold: float =
             continue
         if any(r.start < end and start < r.end for start, end in protected):
             continue
-        if r.entity_type == "PHONE_NUMBER" and _is_amount(text, r.start, r.end):
+        if r.entity_type == "PHONE_NUMBER" and _not_a_phone(text, r.start, r.end):
             continue
         chosen.append(Finding(r.entity_type, r.start, r.end, r.score, text[r.start:r.end]))
     return sorted(chosen, key=lambda f: f.start)
