@@ -389,19 +389,29 @@ def _engine(with_names: bool):
     the name recognizer, or (patterns only) on spaCy's blank tokenizer, about a hundred times faster."""
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 
     if with_names:
-        nlp_engine = NlpEngineProvider(nlp_configuration={
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": "en", "model_name": _spacy_model_path()}],
-            "ner_model_configuration": {
+        class WithoutParser(SpacyNlpEngine):
+            """The pipeline without its dependency parser (a third of the time per text; nothing here reads the
+            parse), with the statistical sentence splitter in its place: names found are the same."""
+
+            def load(self) -> None:
+                import spacy
+
+                nlp = spacy.load(_spacy_model_path(), exclude=["parser"])
+                nlp.enable_pipe("senter")
+                self.nlp = {"en": nlp}
+
+        nlp_engine = WithoutParser(
+            models=[{"lang_code": "en", "model_name": _spacy_model_path()}],
+            ner_model_configuration=NerModelConfiguration.from_dict({
                 # NameRecognizer reads spaCy's raw labels; nothing is mapped away.
                 "model_to_presidio_entity_mapping": {label: label for label in (
                     "PERSON", "ORG", "GPE", "LOC", "FAC", "NORP", "WORK_OF_ART", "PRODUCT", "EVENT", "DATE")},
                 "labels_to_ignore": ["CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "LAW", "LANGUAGE", "TIME"],
-            },
-        }).create_engine()
+            }))
+        nlp_engine.load()
     else:
         import spacy
 
