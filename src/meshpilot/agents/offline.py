@@ -50,7 +50,7 @@ _INTENTS: list[tuple[str, re.Pattern[str]]] = [
                              r"delayed|empty|off)\b|\bany (?:problems|issues) (?:with|on)\b|\bpostmortems?\b|\bon fire\b|"
                              r"\blooks? (?:broken|wrong|off|stale)\b|\binvestigate\b|\bwhat happened\b", re.I)),
     ("contract", re.compile(r"\bcontracts?\b|\bodcs\b", re.I)),
-    ("impact", re.compile(r"\bimpact|\bbreaks?\b|\bbroken\b|\bbrake\b|\baffect(?:ed|s)?\b|\bdownstream\b|\bblast radius\b|"
+    ("impact", re.compile(r"\bimpact|\bbreaks?\b|\bbroken\b|\baffect(?:ed|s)?\b|\bdownstream\b|\bblast radius\b|"
                           r"\bhurt\b|\b(?:what|who|which \w+)\s+(?:depends?|relies?) on\b|"
                           r"\bdependen(?:ts|cies) of\b|\bwho(?:'s| is)? (?:uses|using|consumes|consuming|reads|reading)\b|"
                           r"\bconsumers? of\b|\bused by\b|\b(?:which|what) [\w ]{0,30}\b(?:use|uses|read|reads|consume)\b|"
