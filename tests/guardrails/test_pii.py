@@ -89,6 +89,19 @@ def test_ids_and_money_are_not_phones(value: str) -> None:
     assert "PHONE_NUMBER" not in types(value)
 
 
+@pytest.mark.parametrize("text, iban", [
+    ("iban: de89 3704 0044 0532 0130 00", "de89 3704 0044 0532 0130 00"),
+    ("INFO user=BE65 7431 1882 8834 action=login", "BE65 7431 1882 8834"),
+    ("Please use SE7382884413076079645654 from now on.", "SE7382884413076079645654"),
+])
+def test_ibans_in_any_case_and_next_to_words(text: str, iban: str) -> None:
+    assert types(text).get("IBAN_CODE") == iban
+
+
+def test_an_iban_with_a_wrong_checksum_is_no_iban() -> None:
+    assert "IBAN_CODE" not in types("iban: de88 3704 0044 0532 0130 00")
+
+
 def test_a_country_that_is_also_a_given_name_stays_a_place() -> None:
     assert "PERSON" not in types("Shipments to France and China doubled in October.")
 

@@ -135,7 +135,7 @@ def _spacy_model_path() -> str:
 
 def _recognizers(with_names: bool):
     from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
-    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, EmailRecognizer
+    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, EmailRecognizer, IbanRecognizer
 
     class OfflineEmailRecognizer(EmailRecognizer):
         """Presidio's e-mail recognizer with tldextract's bundled suffix list (it would fetch one)."""
@@ -352,6 +352,27 @@ def _recognizers(with_names: bool):
             words = {t.text.lower().rstrip(".") for t in doc[start:min(len(doc), end + 1)]}
             return bool(words & _ORG_WORDS)
 
+    class AnyCaseIbanRecognizer(IbanRecognizer):
+        """Presidio's IBAN recognizer (country formats, mod-97 checksum) in any case, wherever it stands:
+        "de89 3704 ..." typed in lowercase, or glued to a label ("user=BE65 ..."), is the same account number.
+        Each IBAN-shaped run is judged on its own, upper-cased, by the parent (which found nothing in whole
+        sentences it had upper-cased: the words after a run took part in its matching)."""
+
+        def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+            results = []
+            for run in _IBAN_SHAPED.finditer(text):
+                # The run may have taken the words after it ("... 5654 from now"): the longest prefix that
+                # validates is the IBAN.
+                cuts = [m.start() for m in re.finditer(r"[ -]", run.group(0))] + [len(run.group(0))]
+                for cut in reversed(cuts):
+                    found = super().analyze(run.group(0)[:cut].upper(), entities, nlp_artifacts, regex_flags)
+                    if found:
+                        for result in found:
+                            result.start, result.end = result.start + run.start(), result.end + run.start()
+                        results.extend(found)
+                        break
+            return results
+
     class MentionRecognizer(PatternRecognizer):
         """@handles (Slack, GitHub, social media) name a person's account: an online identifier, personal data.
         Not an e-mail's domain part, not the broadcast mentions (@here, @channel), and not a SQL parameter
@@ -362,9 +383,13 @@ def _recognizers(with_names: bool):
                 "mention", r"(?<![\w.@/])(?<![=<>]\s{0,2})@(?!(?:here|channel|everyone|all)\b)"
                            r"[A-Za-z][A-Za-z0-9_.-]{1,38}(?<![.-])", 0.6)])
 
-    patterns = [OfflineEmailRecognizer(), CardRecognizer(), GroupedPhoneRecognizer(), DateOfBirthRecognizer()]
+    patterns = [OfflineEmailRecognizer(), CardRecognizer(), GroupedPhoneRecognizer(), DateOfBirthRecognizer(),
+                AnyCaseIbanRecognizer()]
     # Handles are names: not looked for in SQL and identifiers (the pattern analyzer), where @ marks parameters.
     return patterns + ([NameRecognizer(), MentionRecognizer()] if with_names else [])
+
+
+_IBAN_SHAPED = re.compile(r"(?i)(?<![a-z0-9])[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{4}){2,7}(?:[ -]?[a-z0-9]{1,3})?(?![a-z0-9])")
 
 
 def _initial(token) -> bool:
@@ -420,7 +445,7 @@ def _engine(with_names: bool):
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(nlp_engine=nlp_engine, languages=["en"])
     for name in ("SpacyRecognizer", "EmailRecognizer", "CreditCardRecognizer", "DateRecognizer", "UrlRecognizer",
-                 "NhsRecognizer"):
+                 "NhsRecognizer", "IbanRecognizer"):
         registry.remove_recognizer(name)
     for recognizer in _recognizers(with_names):
         registry.add_recognizer(recognizer)
