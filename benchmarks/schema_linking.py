@@ -26,8 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from spider import SPIDER, gold_tables, product_id, products_from_spider, questions  # noqa: E402
+from spider import SPIDER, product_id, products_from_spider, questions  # noqa: E402
 
+from meshpilot.evals.spider import linked  # noqa: E402
 from meshpilot.tools import embeddings  # noqa: E402
 from meshpilot.tools.catalog import Catalog  # noqa: E402
 
@@ -36,16 +37,12 @@ def evaluate(catalog: Catalog, cases: list[dict]) -> dict[str, float]:
     recall5 = recall10 = db1 = counted = 0
     latencies = []
     for q in cases:
-        gold = gold_tables(q["query"])
-        if not gold:
+        scored = linked(catalog, q)
+        if scored is None:
             continue
         counted += 1
-        started = time.perf_counter()
-        link = catalog.link_schema(q["question"], k=10)
-        latencies.append((time.perf_counter() - started) * 1000)
-        names = [(t.ref.split("/")[3], t.qualified_name.split(".", 1)[1].lower()) for t in link.tables
-                 if t.role == "match"]
-        wanted = {(product_id(q["db_id"]), table) for table in gold}
+        wanted, names, elapsed_ms = scored
+        latencies.append(elapsed_ms)
         recall5 += wanted <= set(names[:5])
         recall10 += wanted <= set(names[:10])
         db1 += bool(names) and names[0][0] == product_id(q["db_id"])

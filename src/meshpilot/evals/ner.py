@@ -9,10 +9,11 @@ text is odd, fixed before any name detector was tuned on this data: tune on `dev
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from meshpilot.evals.shared_data import shared_folder
 
 CORPORA = {"wikigold": ["wikigold/CONLL-format/data/wikigold.conll.txt"],
            "sec_filings": ["SEC-filings/CONLL-format/data/test/FIN3.txt", "SEC-filings/CONLL-format/data/train/FIN5.txt"],
@@ -40,12 +41,8 @@ class Sentence:
         return "test" if int(hashlib.sha256(self.key.encode()).hexdigest(), 16) % 2 else "dev"
 
 
-def ner_dir(given: str | Path | None = None) -> Path | None:
-    shared = os.environ.get("MESHPILOT_SHARED_DATA")
-    for candidate in (given, shared and Path(shared) / "ner_real_names", Path.cwd().parent / "shared" / "data" / "ner_real_names"):
-        if candidate and (Path(candidate) / CORPORA["wikigold"][0]).is_file():
-            return Path(candidate)
-    return None
+def ner_dir() -> Path | None:
+    return shared_folder("ner_real_names", *(path for paths in CORPORA.values() for path in paths))
 
 
 def sentences(folder: Path, corpus: str) -> Iterator[Sentence]:

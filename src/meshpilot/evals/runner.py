@@ -162,7 +162,7 @@ def suite_schema_linking(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
 
 def _spider_linking(result: SuiteResult, options: dict[str, Any]) -> None:
     from meshpilot.evals.spider import (
-        gold_tables,
+        linked,
         product_id,
         products_from_spider,
         spider_dir,
@@ -178,18 +178,16 @@ def _spider_linking(result: SuiteResult, options: dict[str, Any]) -> None:
     catalog = Catalog.from_products(products_from_spider(folder / "tables.json"))
     recall10, db1, counted = 0, 0, 0
     for case in json.loads((folder / "dev.json").read_text(encoding="utf-8")):
-        gold = gold_tables(case["query"]) if split_of(case["db_id"]) == "test" else None
-        if not gold:
+        scored = linked(catalog, case) if split_of(case["db_id"]) == "test" else None
+        if scored is None:
             continue
         counted += 1
-        link = catalog.link_schema(case["question"], k=10)
-        names = [(t.ref.split("/")[3], t.qualified_name.split(".", 1)[1].lower()) for t in link.tables if t.role == "match"]
-        wanted = {(product_id(case["db_id"]), table) for table in gold}
+        wanted, names, _ = scored
         hit, right_db = wanted <= set(names), bool(names) and names[0][0] == product_id(case["db_id"])
         recall10 += hit
         db1 += right_db
         if not (hit and right_db) and len(result.failures) < 50:
-            result.failures.append({"question": case["question"], "db": case["db_id"], "gold": sorted(gold),
+            result.failures.append({"question": case["question"], "db": case["db_id"], "gold": sorted(t for _, t in wanted),
                                     "got": [f"{d}.{t}" for d, t in names[:5]]})
     result.cases += counted
     result.metrics.update({"spider_recall_at_10": round(recall10 / counted, 4) if counted else 0.0,

@@ -63,8 +63,8 @@ def _distracted(base: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return made
 
 
-SCENARIOS = _scenarios()
-SCENARIOS = SCENARIOS + _distracted(SCENARIOS)
+_PLANTED = _scenarios()
+SCENARIOS = _PLANTED + _distracted(_PLANTED)
 
 
 def plant(workspace: Workspace, scenario: dict[str, Any]) -> str:

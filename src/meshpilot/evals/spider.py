@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
+import time
 from pathlib import Path
 
 import sqlglot
 from sqlglot import exp
 
 from meshpilot.errors import InvalidArgumentError
+from meshpilot.evals.shared_data import shared_folder
 from meshpilot.mesh.model import (
     NAME_PATTERN,
     Column,
@@ -38,13 +39,7 @@ def spider_dir(given: str | Path | None = None) -> Path | None:
             raise InvalidArgumentError(f"{given} is not a Spider folder: it has no {' or '.join(missing)}.",
                                        hint="Give the folder of Spider's release that holds tables.json and dev.json.")
         return Path(given)
-    shared = os.environ.get("MESHPILOT_SHARED_DATA")
-    candidates = [os.environ.get("MESHPILOT_SPIDER"), shared and Path(shared) / "spider_dev",
-                  Path.cwd().parent / "shared" / "data" / "spider_dev"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "tables.json").is_file() and (Path(candidate) / "dev.json").is_file():
-            return Path(candidate)
-    return None
+    return shared_folder("spider_dev", "tables.json", "dev.json", override="MESHPILOT_SPIDER")
 
 
 def split_of(db: str) -> str:
@@ -89,3 +84,17 @@ def gold_tables(sql: str) -> set[str] | None:
     except sqlglot.errors.ParseError:
         return None
     return {table.name.lower() for table in tree.find_all(exp.Table)}
+
+
+def linked(catalog, case: dict, k: int = 10) -> tuple[set[tuple[str, str]], list[tuple[str, str]], float] | None:
+    """For one Spider question ({db_id, question, query}): the (product id, table) pairs its gold SQL reads,
+    those `link_schema` ranks (best first), and the milliseconds it took; None when the gold SQL does not
+    parse."""
+    gold = gold_tables(case["query"])
+    if not gold:
+        return None
+    started = time.perf_counter()
+    link = catalog.link_schema(case["question"], k=k)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    ranked = [(t.ref.split("/")[3], t.qualified_name.split(".", 1)[1].lower()) for t in link.tables if t.role == "match"]
+    return {(product_id(case["db_id"]), table) for table in gold}, ranked, elapsed_ms

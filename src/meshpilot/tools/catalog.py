@@ -211,7 +211,8 @@ class Catalog:
         from meshpilot.tools import embeddings
         from meshpilot.tools.search_index import CatalogIndex
 
-        embedder = embedder if embedder is not None else embeddings.from_config(workspace)
+        manifest = workspace.load_manifest()
+        embedder = embedder if embedder is not None else embeddings.from_config(workspace, manifest)
         store = MeshStore.open(workspace)
         source = f"{store.fingerprint}:{DOCUMENTS_VERSION}:{getattr(embedder, 'name', 'none')}"
         folder = workspace.state_dir / SEARCH_DIR
@@ -230,8 +231,8 @@ class Catalog:
             _save_atomically(index, folder, source)
         else:
             status.update({"products_changed": 0, "products_removed": 0, "embedded": 0})
-        if synonyms := workspace.load_manifest().synonyms:
-            index.add_synonyms(synonyms)
+        if manifest.synonyms:
+            index.add_synonyms(manifest.synonyms)
         catalog = cls(_StoredProducts(store), index, status)
         catalog._foreign_keys = _StoredForeignKeys(store)
         catalog._store = store

@@ -129,9 +129,10 @@ def parse(spec: str | None) -> Any | None:
         hint="Use none, hashing, litellm:<provider/model> or sentence-transformers[:<model folder>].")
 
 
-def from_config(workspace: Any) -> Any | None:
-    """The embedder the environment ($MESHPILOT_EMBEDDINGS) or the workspace manifest asks for."""
+def from_config(workspace: Any, manifest: Any = None) -> Any | None:
+    """The embedder the environment ($MESHPILOT_EMBEDDINGS) or the workspace manifest asks for (`manifest`
+    when the caller has read it already)."""
     spec = os.environ.get(ENV_VAR)
     if spec is None:
-        spec = workspace.load_manifest().embeddings
+        spec = (manifest or workspace.load_manifest()).embeddings
     return parse(spec)

@@ -27,7 +27,6 @@ from meshpilot.mesh.files import collection_paused
 from meshpilot.tools.thesaurus import (
     Query,
     Thesaurus,
-    default_groups,
     default_thesaurus,
 )
 from meshpilot.tools.tokens import Tokenizer
@@ -547,7 +546,7 @@ class CatalogIndex:
 
     def add_synonyms(self, groups: list[list[str]]) -> None:
         """A workspace's own synonym groups, next to the general ones."""
-        self._thesaurus = Thesaurus(self.tokenizer, [*default_groups(), *groups])
+        self._thesaurus = default_thesaurus().extended(groups)
 
     # --- building ----------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ A question's words match the catalog's only when they are the same words (after 
 "clients born before 1980" where the column is customer.date_of_birth. A query term is widened with the
 other members of its synonym groups, at a lower weight than the words the user wrote, so that a synonym
 can find what nothing else finds but never outranks an exact match. The groups come from
-`data/thesaurus.txt` (general data-model vocabulary) and, per workspace, from `search.synonyms`.
+`data/thesaurus.txt` (general data-model vocabulary) and, per workspace, from `synonyms` in meshpilot.yaml.
 """
 
 from __future__ import annotations
@@ -25,6 +25,18 @@ class Thesaurus:
         # single stem -> the stems it widens to; a phrase ("send back") widens only when all its words occur
         self.words: dict[str, set[str]] = {}
         self.phrases: list[tuple[frozenset[str], set[str]]] = []
+        self._add(groups)
+
+    def extended(self, groups: Iterable[Sequence[str]]) -> Thesaurus:
+        """A copy with more groups; this one is left as it is (it is shared by every catalog)."""
+        copy = Thesaurus(self.tokenizer, ())
+        copy.words = {stem: set(others) for stem, others in self.words.items()}
+        copy.phrases = list(self.phrases)
+        copy._add(groups)
+        return copy
+
+    def _add(self, groups: Iterable[Sequence[str]]) -> None:
+        tokenizer = self.tokenizer
         for group in groups:
             entries = [tuple(dict.fromkeys(tokenizer(entry))) for entry in group]
             entries = [e for e in entries if e]
