@@ -27,7 +27,8 @@ from meshpilot.mesh.files import LocatedDocument
 from meshpilot.mesh.store import MeshStore
 from meshpilot.mesh.workspace import Workspace, validate_event
 from meshpilot.server.lineage_http import LineageLog
-from meshpilot.tools.lineage import LineageGraph, _path, _status
+from meshpilot.tools.lineage import _path, _status
+from meshpilot.tools.lineage_graph import LineageGraph
 
 COLUMNS = 12
 PRODUCER = "https://github.com/meshpilot/meshpilot/benchmarks"

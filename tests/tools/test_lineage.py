@@ -1,6 +1,6 @@
 import pytest
 
-from meshpilot.errors import InvalidArgumentError, InvalidReferenceError, NotFoundError
+from meshpilot.errors import InvalidArgumentError, NotFoundError
 from meshpilot.mesh.workspace import Workspace
 from meshpilot.tools import lineage
 
@@ -29,10 +29,15 @@ def test_dropping_email_breaks_clv_and_campaigns_with_owners_contracts_and_paths
     assert result.citations[0] == f"{PROFILE}#email"
 
 
-def test_a_dropped_filter_column_puts_the_reader_at_risk(demo_workspace: Workspace) -> None:
+def test_a_dropped_filter_column_puts_the_reader_and_all_it_feeds_at_risk(demo_workspace: Workspace) -> None:
     result = lineage.impact("mesh://commerce/orders/orders#status", change="drop", workspace=demo_workspace)
-    assert _by(result, "dataset") == {CLV: "at_risk"}
-    assert "reads it (filter)" in next(i.reason for i in result.items if i.ref == CLV and i.kind == "dataset")
+    # The filter decides which rows CLV holds: every column of it, and what is built from them, may change.
+    assert _by(result, "dataset") == {CLV: "at_risk", CAMPAIGNS: "at_risk"}
+    clv = next(i for i in result.items if i.ref == CLV and i.kind == "dataset")
+    assert "filters on mesh://commerce/orders/orders#status: all its rows may change" in clv.reason
+    targeted = next(i for i in result.items if i.ref == f"{CAMPAIGNS}#customers_targeted")
+    assert targeted.status == "at_risk" and len(targeted.path) == 2 and "(all its rows)" in targeted.path[0]
+    assert not any(i.status == "unaffected" and i.ref.startswith(CLV) for i in result.items)
 
 
 def test_a_type_change_breaks_identity_copies_and_risks_transformations(demo_workspace: Workspace) -> None:
@@ -68,7 +73,7 @@ def test_upstream_and_paths(demo_workspace: Workspace) -> None:
     (f"{PROFILE}#emial", {}, NotFoundError, "did you mean 'email'"),
     ("mesh://customer/nothing/here", {}, NotFoundError, "No dataset"),
     ("mesh://customer/customer-profile", {}, InvalidArgumentError, "names a product"),
-    ("customer_profile", {}, InvalidReferenceError, "not a mesh reference"),
+    ("no_such_table", {}, NotFoundError, "No dataset 'no_such_table' in this workspace's catalog or lineage"),
     (PROFILE, {"change": "explode"}, InvalidArgumentError, "Unknown change"),
 ])
 def test_bad_inputs_are_named(demo_workspace: Workspace, urn, kwargs, error, text) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from importlib.resources import files
@@ -94,15 +95,6 @@ class LineageEvent(_Open):
 
 
 @dataclass(frozen=True)
-class DatasetEdge:
-    source_namespace: str
-    source_name: str
-    target_namespace: str
-    target_name: str
-    job: str
-
-
-@dataclass(frozen=True)
 class ColumnEdge:
     source_namespace: str
     source_name: str
@@ -116,20 +108,75 @@ class ColumnEdge:
     job: str
 
 
-def dataset_edges(event: LineageEvent) -> list[DatasetEdge]:
-    if event.job is None:
+def job_name(event: LineageEvent) -> str | None:
+    """A job as edges name it: "<namespace>/<name>"."""
+    return f"{event.job.namespace}/{event.job.name}" if event.job else None
+
+
+def job_io(event: LineageEvent) -> list[tuple[str, str, str, str]]:
+    """(job, "input" or "output", namespace, name) for each dataset a run or job event says its job reads
+    or writes: dataset-level lineage, which needs no column lineage (Marquez draws its graph from it)."""
+    job = job_name(event)
+    if job is None:
         return []
-    job = f"{event.job.namespace}/{event.job.name}"
-    return [
-        DatasetEdge(i.namespace, i.name, o.namespace, o.name, job)
-        for i in event.inputs
-        for o in event.outputs
-        if (i.namespace, i.name) != (o.namespace, o.name)
-    ]
+    return [(job, "input", d.namespace, d.name) for d in event.inputs] + \
+        [(job, "output", d.namespace, d.name) for d in event.outputs]
+
+
+@dataclass
+class NodeRecord:
+    """A dataset or job as its events describe it: when it was first and last named, and the newest
+    value of each of its facets (documentation, ownership, schema, dataSource, sql, ...)."""
+
+    kind: str  # "dataset" or "job"
+    namespace: str
+    name: str
+    first_seen: datetime
+    last_seen: datetime
+    facets: dict[str, Any] = field(default_factory=dict)
+    facet_times: dict[str, str] = field(default_factory=dict)  # facet -> ISO time of the event that gave it
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.kind, self.namespace, self.name
+
+    def saw(self, when: datetime, facets: dict[str, Any]) -> None:
+        self.first_seen, self.last_seen = min(self.first_seen, when), max(self.last_seen, when)
+        stamp = when.isoformat()
+        for name, value in facets.items():
+            # Column lineage is kept as edges; a facet an event sends as null removes nothing (OpenLineage
+            # facets are partial updates).
+            if name == "columnLineage" or value is None:
+                continue
+            if name not in self.facet_times or datetime.fromisoformat(self.facet_times[name]) <= when:
+                self.facets[name], self.facet_times[name] = value, stamp
+
+
+def node_records(events: Iterable[LineageEvent], known: dict[tuple[str, str, str], NodeRecord] | None = None,
+                 ) -> dict[tuple[str, str, str], NodeRecord]:
+    """Every dataset and job the events name, merged into `known` (records already indexed, brought up
+    to date in place); returns the records these events touched."""
+    known = {} if known is None else known
+    touched: dict[tuple[str, str, str], NodeRecord] = {}
+
+    def record(kind: str, namespace: str, name: str, when: datetime, facets: dict[str, Any]) -> None:
+        key = (kind, namespace, name)
+        node = known.get(key)
+        if node is None:
+            node = known[key] = NodeRecord(kind, namespace, name, when, when)
+        node.saw(when, facets)
+        touched[key] = node
+
+    for event in events:
+        if event.job is not None:
+            record("job", event.job.namespace, event.job.name, event.eventTime, event.job.facets)
+        for dataset in event.datasets:
+            record("dataset", dataset.namespace, dataset.name, event.eventTime, dataset.facets)
+    return touched
 
 
 def column_edges(event: LineageEvent) -> list[ColumnEdge]:
-    job = f"{event.job.namespace}/{event.job.name}" if event.job else ""
+    job = job_name(event) or ""
     outputs = list(event.outputs) + ([event.dataset] if event.dataset else [])
     edges: list[ColumnEdge] = []
     for output in outputs:
@@ -174,7 +221,7 @@ def schema_versions(events: Iterable[LineageEvent], last: dict[tuple[str, str], 
     last = {} if last is None else last
     versions = []
     for event in sorted(events, key=lambda e: (e.eventTime, e.event_id)):
-        job = f"{event.job.namespace}/{event.job.name}" if event.job else None
+        job = job_name(event)
         for dataset in event.datasets:
             fields = output_schema(dataset)
             if not fields:

@@ -25,9 +25,11 @@ import duckdb
 from meshpilot.errors import NotFoundError
 from meshpilot.mesh import files
 from meshpilot.mesh.lineage import (
+    NodeRecord,
     LineageEvent,
     column_edges,
-    dataset_edges,
+    job_io,
+    node_records,
     output_schema,
     schema_versions,
 )
@@ -35,7 +37,7 @@ from meshpilot.mesh.model import CheckResult, DataProduct, MeshRef, column_ref_t
 from meshpilot.mesh.workspace import Mesh, Workspace, parse_event_line
 
 INDEX_DIR = "index"
-SCHEMA_VERSION = "8"
+SCHEMA_VERSION = "9"
 
 _DDL = """
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -66,8 +68,21 @@ CREATE TABLE incidents (id VARCHAR PRIMARY KEY, title VARCHAR, status VARCHAR, s
     assignee VARCHAR, summary VARCHAR, root_cause VARCHAR, document JSON);
 CREATE TABLE lineage_events (event_id VARCHAR PRIMARY KEY, kind VARCHAR, event_type VARCHAR,
     event_time TIMESTAMPTZ, run_id VARCHAR, job VARCHAR, payload JSON);
-CREATE TABLE dataset_edges (source_namespace VARCHAR, source_name VARCHAR, target_namespace VARCHAR,
-    target_name VARCHAR, job VARCHAR);
+-- Which datasets each job read and wrote, over all its events (a set): dataset-level lineage, which needs
+-- no column lineage. A dataset edge is an input and an output of the same job.
+CREATE TABLE job_io (job VARCHAR, direction VARCHAR, namespace VARCHAR, name VARCHAR);
+CREATE VIEW dataset_edges AS
+    SELECT DISTINCT i.namespace AS source_namespace, i.name AS source_name, o.namespace AS target_namespace,
+           o.name AS target_name, i.job
+    FROM job_io i JOIN job_io o ON o.job = i.job AND o.direction = 'output'
+    WHERE i.direction = 'input' AND (i.namespace <> o.namespace OR i.name <> o.name);
+-- The (job, output) pairs the job sent column lineage for: there column edges say exactly what it uses;
+-- elsewhere a job is taken to use all of what it reads.
+CREATE TABLE column_lineage_outputs (job VARCHAR, namespace VARCHAR, name VARCHAR);
+-- Every dataset and job events name (kind 'dataset' or 'job'), with the newest value of each facet
+-- (see mesh.lineage.NodeRecord): datasets exist once an event names them, in a product or not.
+CREATE TABLE lineage_nodes (kind VARCHAR, namespace VARCHAR, name VARCHAR, first_seen TIMESTAMPTZ,
+    last_seen TIMESTAMPTZ, facets JSON, facet_times JSON);
 CREATE VIEW runs AS
     SELECT run_id, any_value(job) AS job, min(event_time) AS started_at, max(event_time) AS ended_at,
            arg_max(event_type, event_time) AS state,
@@ -421,7 +436,7 @@ class MeshStore:
 
     def counts(self) -> dict[str, int]:
         tables = ["products", "datasets", "columns", "teams", "checks", "check_results", "incidents",
-                  "lineage_events", "dataset_edges", "column_edges"]
+                  "lineage_events", "dataset_edges", "column_edges", "lineage_nodes"]
         return {t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
 
@@ -786,13 +801,14 @@ def _apply_changes(previous: Path, path: Path, changes: _Changes, workspace_fing
             if events:
                 rows = _event_rows(events)
                 _insert(con, "lineage_events", rows["lineage_events"])
-                for table in ("dataset_edges", "column_edges"):
+                for table in ("job_io", "column_lineage_outputs", "column_edges"):
                     # Edges are a set: only those no earlier event gave.
                     con.execute(f"CREATE TEMP TABLE new_{table} AS SELECT * FROM {table} LIMIT 0")
                     _insert(con, f"new_{table}", rows[table])
                     con.execute(f"INSERT INTO {table} SELECT * FROM new_{table} EXCEPT SELECT * FROM {table}")
                     con.execute(f"DROP TABLE new_{table}")
                 _insert(con, "schema_versions", versions)
+                _merge_nodes(con, events)
             _insert(con, "check_results", _result_rows(changes.results))
             _finish(con, workspace_fingerprint, stamps, digests, documents)
             con.execute("COMMIT")
@@ -879,6 +895,28 @@ def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh, documents: Path) -> None:
     for table, rows in _event_rows(list(events.values())).items():
         _insert(con, table, rows)
     _insert(con, "schema_versions", schema_versions(events.values()))
+    _insert(con, "lineage_nodes", _node_rows(node_records(events.values()).values()))
+
+
+def _node_rows(nodes: Iterable[NodeRecord]) -> list[tuple]:
+    return [(n.kind, n.namespace, n.name, n.first_seen, n.last_seen, json.dumps(n.facets), json.dumps(n.facet_times))
+            for n in nodes]
+
+
+def _merge_nodes(con: duckdb.DuckDBPyConnection, events: list[LineageEvent]) -> None:
+    """Bring the records of the datasets and jobs new events name up to date (read, merged, replaced)."""
+    named = {("job", e.job.namespace, e.job.name) for e in events if e.job} | \
+        {("dataset", d.namespace, d.name) for e in events for d in e.datasets}
+    frontier = {"kind": [k[0] for k in named], "ns": [k[1] for k in named], "name": [k[2] for k in named]}
+    wanted = """(SELECT unnest($kind) AS kind, unnest($ns) AS ns, unnest($name) AS name) f
+                ON n.kind = f.kind AND n.namespace = f.ns AND n.name = f.name"""
+    known = {
+        (kind, namespace, name): NodeRecord(kind, namespace, name, first, last, json.loads(facets), json.loads(times))
+        for kind, namespace, name, first, last, facets, times in con.execute(
+            f"SELECT n.* FROM lineage_nodes n JOIN {wanted}", frontier).fetchall()}
+    touched = node_records(events, known)
+    con.execute(f"DELETE FROM lineage_nodes n USING {wanted.replace(' ON ', ' WHERE ', 1)}", frontier)
+    _insert(con, "lineage_nodes", _node_rows(touched.values()))
 
 
 def _result_rows(results: list[CheckResult]) -> list[tuple]:
@@ -887,15 +925,17 @@ def _result_rows(results: list[CheckResult]) -> list[tuple]:
 
 
 def _event_rows(events: list[LineageEvent]) -> dict[str, list[tuple]]:
-    """The rows of lineage_events, dataset_edges and column_edges for these events (edges as sets)."""
+    """The rows of lineage_events, job_io, column_lineage_outputs and column_edges for these events (all
+    but the events as sets)."""
     return {
         "lineage_events": [
             (e.event_id, e.kind, e.eventType.value if e.eventType else None, e.eventTime,
              str(e.run.runId) if e.run else None, f"{e.job.namespace}/{e.job.name}" if e.job else None,
              json.dumps(e.to_json()))
             for e in events],
-        "dataset_edges": sorted({(x.source_namespace, x.source_name, x.target_namespace, x.target_name, x.job)
-                                 for e in events for x in dataset_edges(e)}, key=str),
+        "job_io": sorted({row for e in events for row in job_io(e)}),
+        "column_lineage_outputs": sorted({(x.job, x.target_namespace, x.target_name)
+                                          for e in events for x in column_edges(e)}),
         "column_edges": sorted({
             (x.source_namespace, x.source_name, x.source_field, x.target_namespace, x.target_name, x.target_field,
              x.transformation_type, x.transformation_subtype, x.description, x.job)

@@ -32,7 +32,7 @@ from meshpilot.mesh import files
 from meshpilot.mesh.model import Incident, IncidentEvent, IncidentStatus, MeshRef
 from meshpilot.mesh.store import MeshStore
 from meshpilot.mesh.workspace import Workspace
-from meshpilot.tools.lineage import BatchLookup, LineageGraph
+from meshpilot.tools.lineage_graph import BatchLookup, LineageGraph
 
 # How much each kind of evidence explains a failure on its own.
 KIND_WEIGHT = {"failed_run": 0.95, "schema_change": 0.9, "upstream_check": 0.8, "late_run": 0.75,
