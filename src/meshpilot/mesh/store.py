@@ -25,8 +25,8 @@ import duckdb
 from meshpilot.errors import NotFoundError
 from meshpilot.mesh import files
 from meshpilot.mesh.lineage import (
-    NodeRecord,
     LineageEvent,
+    NodeRecord,
     column_edges,
     job_io,
     node_records,
