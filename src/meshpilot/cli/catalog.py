@@ -112,13 +112,26 @@ def datasets_list(
     workspace: WorkspaceOption = None,
     domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
     product: Annotated[str | None, typer.Option(help="Only this product.")] = None,
+    lineage: Annotated[bool, typer.Option("--lineage", help="The datasets lineage events name, in a product or not.")] = False,
+    unassigned: Annotated[bool, typer.Option("--unassigned", help="Only datasets events name that no product holds.")] = False,
+    namespace: Annotated[str | None, typer.Option(help="With --lineage/--unassigned: only this namespace.")] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List the datasets with their row counts, column counts and classified (PII) columns."""
+    """List the datasets with their row counts, column counts and classified (PII) columns; with --lineage
+    or --unassigned, the datasets OpenLineage events name."""
     from meshpilot.mesh.store import MeshStore
+    from meshpilot.tools.lineage_datasets import list_event_datasets
 
-    with MeshStore.open(Workspace.open(workspace)) as store:
+    ws = Workspace.open(workspace)
+    if lineage or unassigned:
+        _print_event_datasets(list_event_datasets(ws, unassigned=unassigned, namespace=namespace), json_output)
+        return
+    with MeshStore.open(ws) as store:
         rows = store.list_datasets(domain, product)
+        outside = store.cursor().execute(
+            """SELECT count(*) FROM lineage_nodes n WHERE n.kind = 'dataset' AND NOT EXISTS (
+                 SELECT 1 FROM datasets d WHERE d.qualified_name = n.name
+                   AND (d.namespace IS NULL OR d.namespace = n.namespace))""").fetchone()[0]
     if json_output:
         print_json(rows)
         return
@@ -129,6 +142,42 @@ def datasets_list(
         table.add_row(r["ref"], r["qualified_name"], r["port_kind"], "" if r["row_count"] is None else str(r["row_count"]),
                       str(r["columns"]), str(r["classified_columns"]), str(r["last_updated"] or ""))
     out.print(table)
+    if outside:
+        err.print(f"{outside} dataset(s) named by lineage events are in no product: "
+                  "`meshpilot datasets list --unassigned`, then `meshpilot datasets assign`.", highlight=False)
+
+
+def _print_event_datasets(rows: list[dict], json_output: bool) -> None:
+    if json_output:
+        print_json(rows)
+        return
+    table = Table(title="Datasets named by lineage events")
+    for column in ("namespace/name", "product dataset", "columns", "owners", "description", "last seen"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(f"{r['namespace']}/{r['name']}", r["assigned_to"] or "(unassigned)", str(len(r["fields"])),
+                      ", ".join(r["owners"]), r["description"] or "", str(r["last_seen"]))
+    out.print(table)
+
+
+@datasets_app.command("assign")
+def datasets_assign(
+    dataset: Annotated[str, typer.Argument(help="A dataset as events name it: <namespace>/<name>, dataset:<namespace>:<name> or its name.")],
+    product: Annotated[str, typer.Argument(help="mesh://<domain>/<product> (created if it does not exist).")],
+    workspace: WorkspaceOption = None,
+    name: Annotated[str | None, typer.Option("--as", help="Its name in the product (default: the last part of its name).")] = None,
+    owner: Annotated[str | None, typer.Option(help="The owner team of a product this creates.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Attach a dataset lineage events name to a data product, with its schema facet's columns."""
+    from meshpilot.tools.lineage_datasets import assign
+
+    result = assign(dataset, product, dataset_name=name, owner=owner, workspace=Workspace.open(workspace))
+    if json_output:
+        print_json(result)
+        return
+    created = " (new product)" if result["created_product"] else ""
+    out.print(f"{result['dataset']} is now {result['ref']}{created}; written: {result['file']}", highlight=False)
 
 # --- search ------------------------------------------------------------------------------------------
 
@@ -198,13 +247,18 @@ def link_schema_command(
 
 @datasets_app.command("show")
 def datasets_show(
-    urn: Annotated[str, typer.Argument(help="mesh://<domain>/<product>/<dataset>")],
+    urn: Annotated[str, typer.Argument(help="mesh://<domain>/<product>/<dataset>, or a dataset as events name it.")],
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Show a dataset: columns, owners, SLOs, freshness, latest checks, upstream and downstream."""
+    """Show a dataset: columns, owners, SLOs, freshness, latest checks, upstream and downstream. A dataset
+    in no product (named by lineage events): its schema, owners, jobs and schema versions."""
     from meshpilot.tools.catalog import get_dataset
+    from meshpilot.tools.lineage_datasets import event_dataset
 
+    if not urn.startswith("mesh://"):
+        _print_event_dataset(event_dataset(urn, Workspace.open(workspace)), json_output)
+        return
     details = get_dataset(urn, Workspace.open(workspace))
     if json_output:
         print_json(details)
@@ -227,3 +281,25 @@ def datasets_show(
     for label in ("upstream", "downstream"):
         names = sorted({n["dataset_ref"] or f"{n['namespace']}/{n['name']}" for n in details[label]})
         out.print(f"[bold]{label.capitalize()}[/bold]: {', '.join(names) or 'none known'}")
+
+
+def _print_event_dataset(d: dict, json_output: bool) -> None:
+    if json_output:
+        print_json(d)
+        return
+    out.print(Panel("\n".join([
+        f"[bold]{d['namespace']}/{d['name']}[/bold]  {d['id']}",
+        f"product dataset: {d['assigned_to'] or '(unassigned: `meshpilot datasets assign`)'} · source {d['source'] or '-'}"
+        f" · owners {', '.join(d['owners']) or '-'} · seen {d['first_seen']} .. {d['last_seen']}",
+        "", d["description"] or "(no description)"]), expand=False), highlight=False)
+    table = Table()
+    for column in ("column", "type", "description"):
+        table.add_column(column, overflow="fold")
+    for f in d["fields"]:
+        table.add_row(f["name"], str(f["type"] or ""), f["description"] or "")
+    out.print(table)
+    for label, key in (("Written by", "written_by"), ("Read by", "read_by"), ("Upstream", "upstream"),
+                       ("Downstream", "downstream")):
+        out.print(f"[bold]{label}[/bold]: {', '.join(d[key]) or 'none known'}", highlight=False)
+    for v in d["versions"]:
+        out.print(f"schema version {v['event_time']} by {v['job'] or '-'}: {v['change']}", highlight=False)

@@ -93,7 +93,7 @@ def _reason(edge: Edge, graph: LineageGraph, previous: Any) -> str:
     if isinstance(edge.target, str):
         return f"{edge.job} reads it ({edge.subtype.lower() or edge.kind.lower()})" if edge.kind != "INDIRECT" else \
             f"{edge.job} {edge.subtype.lower().replace('_', ' ')}s on {graph.name(previous)}: all its rows may change"
-    return f"{edge.kind.lower()} {edge.subtype.lower()} use"
+    return f"{edge.kind.lower()} {edge.subtype.lower()} use".replace("  ", " ")
 
 
 def _starts(graph: LineageGraph, key: str, column: str | None) -> list[Any]:
@@ -176,7 +176,7 @@ def upstream(urn: str, column: str | None = None, depth: int | None = None, work
         dataset = node[0] if isinstance(node, tuple) else node
         if isinstance(node, tuple):
             items[graph.name(node)] = ImpactItem(ref=graph.name(node), kind="column", status="affected",
-                                                 reason=f"{edge.kind.lower()} {edge.subtype.lower()} source", path=path)
+                                                 reason=f"{edge.kind.lower()} {edge.subtype.lower()} source".replace("  ", " "), path=path)
         dataset_label = graph.label(dataset)
         items.setdefault(dataset_label, ImpactItem(
             ref=dataset_label, kind="dataset", status="affected", path=path,

@@ -83,6 +83,25 @@ class BatchLookup(Mapping[Any, Any]):
         return sum(1 for v in self._known.values() if v is not None)
 
 
+def find_event_datasets(con: Any, text: str, kind: str = "dataset") -> list[tuple[str, str]]:
+    """The (namespace, name) of the datasets (or jobs) events name that `text` can mean: namespace and
+    name joined by '/' or as in Marquez's node ids ('dataset:<namespace>:<name>', 'job:...'), or a name
+    alone. Namespaces and names may themselves hold ':' and '/', so every split is tried against what is
+    known; an exact split wins over a bare name."""
+    candidates: set[tuple[str, str]] = set()
+    prefix = f"{kind}:"
+    body, separator = (text[len(prefix):], ":") if text.startswith(prefix) else (text, "/")
+    for at in [i for i, ch in enumerate(body) if ch == separator]:
+        candidates.add((body[:at], body[at + 1:]))
+    rows = con.execute(
+        """SELECT DISTINCT namespace, name FROM lineage_nodes WHERE kind = $kind AND (name = $text
+             OR list_contains($pairs, struct_pack(ns := namespace, n := name)))
+           ORDER BY ALL""",
+        {"kind": kind, "text": body, "pairs": [{"ns": ns, "n": name} for ns, name in candidates]}).fetchall()
+    exact = [(ns, name) for ns, name in rows if (ns, name) in candidates]
+    return exact or [(ns, name) for ns, name in rows if name == body]
+
+
 _FRONTIER = "(SELECT unnest($ns) AS ns, unnest($name) AS name, unnest(range(len($ns))) AS i) f"
 
 
@@ -321,20 +340,7 @@ class LineageGraph:
                                  "or dataset:<namespace>:<name>; `meshpilot datasets list --lineage` lists them.")
 
     def find_datasets(self, text: str) -> list[tuple[str, str]]:
-        """The (namespace, name) of the datasets events name that `text` can mean: namespace and name
-        joined by '/' or in Marquez's 'dataset:<namespace>:<name>', or a name alone. Namespaces and names
-        may themselves hold ':' and '/', so every split is tried against what is known."""
-        candidates: set[tuple[str, str]] = set()
-        body, separator = (text[len("dataset:"):], ":") if text.startswith("dataset:") else (text, "/")
-        for at in [i for i, ch in enumerate(body) if ch == separator]:
-            candidates.add((body[:at], body[at + 1:]))
-        rows = self._con.execute(
-            """SELECT DISTINCT namespace, name FROM lineage_nodes WHERE kind = 'dataset' AND (name = $text
-                 OR list_contains($pairs, struct_pack(ns := namespace, n := name)))
-               ORDER BY ALL""",
-            {"text": body, "pairs": [{"ns": ns, "n": name} for ns, name in candidates]}).fetchall()
-        exact = [(ns, name) for ns, name in rows if (ns, name) in candidates]
-        return exact or [(ns, name) for ns, name in rows]
+        return find_event_datasets(self._con, text)
 
     # --- walking ---------------------------------------------------------------------------------------
 
