@@ -273,6 +273,14 @@ class LineageGraph:
                           "contract": contract}
         return found
 
+    def _in_edges(self, key: str, column: str) -> bool:
+        """Whether column lineage names this column (producers' schema facets can leave columns out)."""
+        namespace, name = self.parts(key)
+        return self._con.execute(
+            """SELECT count(*) > 0 FROM column_edges WHERE (source_namespace = $ns AND source_name = $n
+                 AND source_field = $c) OR (target_namespace = $ns AND target_name = $n AND target_field = $c)""",
+            {"ns": namespace, "n": name, "c": column}).fetchone()[0]
+
     def columns_of(self, key: str) -> list[str]:
         """A dataset's columns: its catalog dataset's, else the newest schema facet's."""
         ref = self.mesh_ref.get(key)
@@ -300,7 +308,7 @@ class LineageGraph:
         else:
             key, column = self._resolve_event_name(text, column)
         known = self.columns_of(key)
-        if column and known and column not in known:
+        if column and known and column not in known and not self._in_edges(key, column):
             close = difflib.get_close_matches(column, known, n=1)
             raise NotFoundError(f"No column '{column}' in {self.label(key)}.",
                                 hint=f"Did you mean '{close[0]}'?" if close else f"Its columns: {', '.join(known)}.")

@@ -23,9 +23,12 @@ def _concrete(event: dict[str, Any]) -> dict[str, Any]:
     event.setdefault("eventTime", "2024-01-01T00:00:00Z")
     event.setdefault("producer", "https://github.com/OpenLineage/OpenLineage/tree/main/integration/hive")
     event.setdefault("schemaURL", "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent")
+    event.setdefault("run", {})
     event["run"].setdefault("runId", str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(event["job"], sort_keys=True)
                                                      + event["eventType"])))
     facet_groups = [event["run"].get("facets", {}), event["job"].get("facets", {})]
+    for dataset in event.get("inputs", []) + event.get("outputs", []):
+        dataset.setdefault("namespace", "default")
     facet_groups += [d.get(key, {}) for d in event.get("inputs", []) + event.get("outputs", [])
                      for key in ("facets", "inputFacets", "outputFacets")]
     for group in facet_groups:
