@@ -1,4 +1,5 @@
-"""An OpenLineage HTTP endpoint, as Marquez serves it: producers POST events to /api/v1/lineage.
+"""An OpenLineage HTTP endpoint, as Marquez serves it: producers POST events to /api/v1/lineage, and
+Marquez clients read the graph back (GET /api/v1/lineage, /api/v1/namespaces/..., see server.marquez).
 
 Each event is validated (the OpenLineage JSON schema and our own checks) before anything of it is
 stored; an invalid one gets 400 with the reasons, and a batch with one invalid event stores none.
@@ -83,7 +84,10 @@ def create_app(workspace: Workspace, token: str | None = None) -> Starlette:
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok", "workspace": str(workspace.root)})
 
+    from meshpilot.server.marquez import routes
+
     return Starlette(routes=[
+        *routes(workspace, token),
         Route("/api/v1/lineage", receive, methods=["POST"]),
         Route("/api/v1/lineage/batch", receive, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
