@@ -100,3 +100,79 @@ def test_a_torn_last_line_is_ignored(empty_workspace: Workspace) -> None:
     (folder / "http-20260101.jsonl").write_text(Serde.to_json(_event()) + "\n" + '{"eventType": "STA')
     with MeshStore.open(empty_workspace) as store:
         assert store.counts()["lineage_events"] == 1
+
+
+def test_concurrent_requests_share_fsyncs_and_every_acknowledged_event_is_stored(endpoint, monkeypatch) -> None:
+    import os as os_module
+    from concurrent.futures import ThreadPoolExecutor
+
+    from openlineage.client.serde import Serde
+
+    url, workspace = endpoint
+    syncs = []
+    real_fsync = os_module.fsync
+    # A slow disk: requests that arrive while one fsync runs must share the next one.
+    monkeypatch.setattr(os_module, "fsync", lambda fd: (syncs.append(fd), time.sleep(0.02), real_fsync(fd)))
+    headers = {"Authorization": "Bearer s3cret"}
+    bodies = [Serde.to_json(_event(f"job{i}")) for i in range(120)]
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda b: requests.post(f"{url}/api/v1/lineage", data=b, headers={
+            **headers, "Content-Type": "application/json"}, timeout=30).status_code, bodies))
+    assert codes == [201] * 120
+    assert 1 <= len(syncs) <= 60, len(syncs)  # one fsync per request would be 120
+    with MeshStore.open(workspace) as store:
+        jobs = {j for (j,) in store.con.execute("SELECT DISTINCT job FROM lineage_events").fetchall()}
+    assert jobs == {f"etl/job{i}" for i in range(120)}
+
+
+def test_a_failed_write_is_a_503_and_nothing_is_acknowledged(endpoint, monkeypatch) -> None:
+    import os as os_module
+
+    from openlineage.client.serde import Serde
+
+    url, workspace = endpoint
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os_module, "fsync", full_disk)
+    response = requests.post(f"{url}/api/v1/lineage", data=Serde.to_json(_event()), timeout=10,
+                             headers={"Authorization": "Bearer s3cret", "Content-Type": "application/json"})
+    assert response.status_code == 503 and "No space left on device" in response.json()["error"]
+
+
+def test_several_server_processes_each_keep_their_own_log(empty_workspace: Workspace) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from openlineage.client.serde import Serde
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "meshpilot"), "serve", "lineage", "--workspace",
+               str(empty_workspace.root), "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # readiness, not a fixed wait
+            try:
+                if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        for i in range(40):
+            response = requests.post(f"{url}/api/v1/lineage", data=Serde.to_json(_event(f"job{i}")),
+                                     headers={"Content-Type": "application/json"}, timeout=10)
+            assert response.status_code == 201
+        graph = requests.get(f"{url}/api/v1/lineage", params={"nodeId": "job:etl:job7"}, timeout=30).json()
+        assert "dataset:pg:shop.orders" in {n["id"] for n in graph["graph"]}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    logs = sorted((empty_workspace.root / "lineage").glob("http-*.jsonl"))
+    assert logs and all(p.name.count("-") == 2 for p in logs)  # http-<date>-<pid>.jsonl
+    assert sum(len(p.read_text().splitlines()) for p in logs) == 40

@@ -22,8 +22,11 @@ def serve_lineage(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
     token: Annotated[str | None, typer.Option(envvar="MESHPILOT_LINEAGE_TOKEN", show_envvar=True,
                                               help="Require Authorization: Bearer <token>.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="Server processes (default: up to 4, one per "
+                                                                     "CPU): concurrent producers are served in parallel.")] = None,
 ) -> None:
-    """Receive OpenLineage events over HTTP (POST /api/v1/lineage, as Marquez serves it)."""
+    """Receive OpenLineage events over HTTP (POST /api/v1/lineage, as Marquez serves it), and serve
+    Marquez's read API (GET /api/v1/lineage, /api/v1/namespaces/...)."""
     import uvicorn
 
     from meshpilot.server.lineage_http import create_app
@@ -32,8 +35,17 @@ def serve_lineage(
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         raise MeshpilotError(f"Refusing to listen on {host} without a token.",
                              hint="Pass --token (or MESHPILOT_LINEAGE_TOKEN), or listen on 127.0.0.1.")
-    err.print(f"OpenLineage endpoint: http://{host}:{port}/api/v1/lineage -> {ws.root / 'lineage'}")
-    uvicorn.run(create_app(ws, token), host=host, port=port, log_level="warning")
+    workers = workers or min(4, os.cpu_count() or 1)
+    err.print(f"OpenLineage endpoint: http://{host}:{port}/api/v1/lineage -> {ws.root / 'lineage'} "
+              f"({workers} process{'es' if workers > 1 else ''})")
+    if workers == 1:
+        uvicorn.run(create_app(ws, token), host=host, port=port, log_level="warning")
+        return
+    os.environ.update(MESHPILOT_LINEAGE_WORKSPACE=str(ws.root.resolve()), MESHPILOT_LINEAGE_WORKER="1")
+    if token:
+        os.environ["MESHPILOT_LINEAGE_TOKEN"] = token
+    uvicorn.run("meshpilot.server.lineage_http:app_from_environment", factory=True, workers=workers,
+                host=host, port=port, log_level="warning")
 
 
 @serve_app.command("mcp")
