@@ -396,3 +396,16 @@ def test_mcp_results_carry_the_fence(demo_workspace: Workspace) -> None:
             assert meta["warnings"] and "untrusted data" in meta["fence"]
 
     anyio.run(main)
+
+
+def test_a_dataset_in_no_product_is_seen_only_by_roles_that_see_every_domain(shared_demo: Workspace) -> None:
+    # The CRM table upstream of the demo's customer profile is named by lineage events, in no product.
+    target = "postgres://crm-db.internal:5432/crm.public.customers#email"
+    restricted = ToolRunner(ToolContext(shared_demo).for_caller(Caller("commerce-analyst")))
+    for tool in ("lineage_impact", "lineage_upstream"):
+        outcome = restricted.call(tool, {"target": target}, channel="python")
+        assert not outcome.ok and "in no data product" in json.dumps(outcome.error)
+        assert "customer_profile" not in json.dumps(outcome.result or outcome.error)
+    everyone = ToolRunner(ToolContext(shared_demo).for_caller(Caller("analyst")))
+    outcome = everyone.call("lineage_impact", {"target": target}, channel="python")
+    assert outcome.ok and "mesh://customer/customer-profile/customer_profile#email" in json.dumps(outcome.result)

@@ -118,8 +118,9 @@ class RunSqlArgs(SqlArgs):
 
 
 class TargetArgs(BaseModel):
-    target: str = Field(description="A dataset or column: mesh://<domain>/<product>/<dataset>[#column], or a "
-                                    "qualified table name, optionally with .column.")
+    target: str = Field(description="A dataset or column: mesh://<domain>/<product>/<dataset>[#column], a "
+                                    "dataset as lineage events name it (<namespace>/<name>[#column]), or a "
+                                    "qualified table name.")
     change: Literal["drop", "rename", "type", "semantics"] | None = Field(
         None, description="The proposed change, to classify each downstream item (impact only).")
 

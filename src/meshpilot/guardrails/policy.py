@@ -205,7 +205,14 @@ class SqlGuard:
         self.may_read_pii = policy.may_read_pii(caller)
 
     def require_visible(self, ref: str) -> None:
-        """Refuse a product or dataset outside the caller's domains and products."""
+        """Refuse a product or dataset outside the caller's domains and products. A dataset lineage
+        events name that no product holds (`<namespace>/<name>`) is in no domain: only a caller who may
+        see every domain sees it."""
+        if not ref.startswith("mesh://"):
+            if self.domains is not None or self.products is not None:
+                raise InvalidArgumentError(f"Your role may not see {ref}: it is in no data product.",
+                                           hint="Ask a platform engineer to assign it (`meshpilot datasets assign`).")
+            return
         parsed = MeshRef.parse(ref)
         if self.domains is not None and parsed.domain not in self.domains:
             raise InvalidArgumentError(f"Your role may not see the domain '{parsed.domain}'.",

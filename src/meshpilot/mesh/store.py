@@ -37,7 +37,7 @@ from meshpilot.mesh.model import CheckResult, DataProduct, MeshRef, column_ref_t
 from meshpilot.mesh.workspace import Mesh, Workspace, parse_event_line
 
 INDEX_DIR = "index"
-SCHEMA_VERSION = "9"
+SCHEMA_VERSION = "10"
 
 _DDL = """
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -92,9 +92,19 @@ CREATE VIEW runs AS
 -- build, not by every process that asks what changed upstream.
 CREATE TABLE schema_versions (namespace VARCHAR, name VARCHAR, event_time TIMESTAMPTZ, job VARCHAR, fields JSON,
     change VARCHAR);
+-- *_key: hash(namespace, name, field) of a column, *_dataset: hash(namespace, name) of its dataset: a walk
+-- joins its frontier on one integer instead of three strings (twice as fast at a million edges); rows
+-- are stored in source_key order, so a lookup reads few row groups.
 CREATE TABLE column_edges (source_namespace VARCHAR, source_name VARCHAR, source_field VARCHAR,
     target_namespace VARCHAR, target_name VARCHAR, target_field VARCHAR, transformation_type VARCHAR,
-    transformation_subtype VARCHAR, description VARCHAR, job VARCHAR);
+    transformation_subtype VARCHAR, description VARCHAR, job VARCHAR, source_key UBIGINT, source_dataset UBIGINT,
+    target_key UBIGINT, target_dataset UBIGINT);
+-- For each dataset (hash(namespace, name)), the hops its jobs make: 'down' to each output of a job that
+-- reads it, 'up' to each input of a job that writes it; precise: the job sent column lineage for the
+-- output. other_name NULL: a job that reads it and writes nothing. Kept per job (replaced when new
+-- events name the job), so a walk reads one table on one integer.
+CREATE TABLE job_hops (dataset UBIGINT, direction VARCHAR, job VARCHAR, namespace VARCHAR, name VARCHAR,
+    other_namespace VARCHAR, other_name VARCHAR, precise BOOLEAN);
 """
 
 
@@ -801,12 +811,7 @@ def _apply_changes(previous: Path, path: Path, changes: _Changes, workspace_fing
             if events:
                 rows = _event_rows(events)
                 _insert(con, "lineage_events", rows["lineage_events"])
-                for table in ("job_io", "column_lineage_outputs", "column_edges"):
-                    # Edges are a set: only those no earlier event gave.
-                    con.execute(f"CREATE TEMP TABLE new_{table} AS SELECT * FROM {table} LIMIT 0")
-                    _insert(con, f"new_{table}", rows[table])
-                    con.execute(f"INSERT INTO {table} SELECT * FROM new_{table} EXCEPT SELECT * FROM {table}")
-                    con.execute(f"DROP TABLE new_{table}")
+                _add_lineage(con, rows, incremental=True)
                 _insert(con, "schema_versions", versions)
                 _merge_nodes(con, events)
             _insert(con, "check_results", _result_rows(changes.results))
@@ -892,10 +897,48 @@ def _fill(con: duckdb.DuckDBPyConnection, mesh: Mesh, documents: Path) -> None:
         for i in mesh.incidents
     ])
     events = {e.event_id: e for e in mesh.events}
-    for table, rows in _event_rows(list(events.values())).items():
-        _insert(con, table, rows)
+    rows = _event_rows(list(events.values()))
+    _insert(con, "lineage_events", rows["lineage_events"])
+    _add_lineage(con, rows, incremental=False)
     _insert(con, "schema_versions", schema_versions(events.values()))
     _insert(con, "lineage_nodes", _node_rows(node_records(events.values()).values()))
+
+
+_EDGE_COLUMNS = ("source_namespace, source_name, source_field, target_namespace, target_name, target_field, "
+                 "transformation_type, transformation_subtype, description, job")
+
+
+def _add_lineage(con: duckdb.DuckDBPyConnection, rows: dict[str, list[tuple]], incremental: bool) -> None:
+    """Add events' job inputs and outputs, column-lineage outputs and column edges (each a set: only rows
+    no earlier event gave), then the job hops of every job they name."""
+    for table, columns in (("job_io", "*"), ("column_lineage_outputs", "*"), ("column_edges", _EDGE_COLUMNS)):
+        con.execute(f"CREATE TEMP TABLE new_{table} AS SELECT {columns} FROM {table} LIMIT 0")
+        _insert(con, f"new_{table}", rows[table])
+        new = f"SELECT * FROM new_{table}" + (f" EXCEPT SELECT {columns} FROM {table}" if incremental else "")
+        if table == "column_edges":
+            con.execute(f"""INSERT INTO column_edges
+                SELECT *, hash(source_namespace, source_name, source_field), hash(source_namespace, source_name),
+                       hash(target_namespace, target_name, target_field), hash(target_namespace, target_name)
+                FROM ({new}) ORDER BY 11""")
+        else:
+            con.execute(f"INSERT INTO {table} {new}")
+        con.execute(f"DROP TABLE new_{table}")
+    jobs = sorted({r[0] for r in rows["job_io"]} | {r[-1] for r in rows["column_edges"]})
+    if not jobs:
+        return
+    con.execute("CREATE TEMP TABLE touched_jobs AS SELECT unnest($jobs) AS job", {"jobs": jobs})
+    if incremental:
+        con.execute("DELETE FROM job_hops WHERE job IN (SELECT job FROM touched_jobs)")
+    for direction, mine, other, output in (("down", "input", "output", "o"), ("up", "output", "input", "m")):
+        con.execute(f"""INSERT INTO job_hops
+            SELECT hash(m.namespace, m.name), '{direction}', m.job, m.namespace, m.name, o.namespace, o.name,
+                   c.job IS NOT NULL
+            FROM job_io m JOIN touched_jobs t ON t.job = m.job
+            LEFT JOIN job_io o ON o.job = m.job AND o.direction = '{other}'
+            LEFT JOIN column_lineage_outputs c ON c.job = m.job AND c.namespace = {output}.namespace
+                 AND c.name = {output}.name
+            WHERE m.direction = '{mine}' ORDER BY 1""")
+    con.execute("DROP TABLE touched_jobs")
 
 
 def _node_rows(nodes: Iterable[NodeRecord]) -> list[tuple]:

@@ -58,33 +58,58 @@ def _hop_text(edge: Edge) -> str:
     return f"{edge.kind} {edge.subtype} by {edge.job}{whole}".replace("  ", " ")
 
 
-def _path(seen: dict, node: Any, graph: LineageGraph, downstream: bool = True) -> list[str]:
-    hops = []
-    while seen[node][0] is not None:
-        previous, edge, _ = seen[node]
-        a, b = (previous, node) if downstream else (node, previous)
-        hops.append(f"{graph.name(a)} -[{_hop_text(edge)}]-> {graph.name(b)}")
-        node = previous
-    return list(reversed(hops))
+class Explained:
+    """The path and status of every node a walk reached, each computed once from its predecessor's (a walk
+    of a hundred thousand nodes a few hundred hops deep must not re-walk each path from its node)."""
 
+    def __init__(self, seen: dict, graph: LineageGraph, downstream: bool = True, change: str | None = None):
+        self.seen, self.graph, self.downstream, self.change = seen, graph, downstream, change
+        self._paths: dict[Any, list[str]] = {}
+        # node -> (started from a column, DIRECT column edges only so far, IDENTITY copies only so far)
+        self._kinds: dict[Any, tuple[bool, bool, bool]] = {}
 
-def _status(change: str | None, seen: dict, node: Any) -> str:
-    if change is None:
-        return "affected"
-    kinds = []
-    while seen[node][0] is not None:
-        _, edge, _ = seen[node]
-        kinds.append((edge.kind, edge.subtype, isinstance(edge.target, tuple)))
-        node = seen[node][0]
-    if not isinstance(node, tuple):  # from a whole dataset: which columns its readers use is unknown
-        return "at_risk"
-    if any(kind != "DIRECT" or not to_column for kind, _, to_column in kinds):
-        return "at_risk"
-    if change in ("drop", "rename"):
-        return "broken"
-    if change == "type":
-        return "broken" if all(subtype == "IDENTITY" for _, subtype, _ in kinds) else "at_risk"
-    return "at_risk"
+    def _chain(self, node: Any, known: dict) -> list[Any]:
+        """`node` and its predecessors up to the first one whose answer is known (or the start)."""
+        chain = []
+        while node not in known:
+            chain.append(node)
+            previous = self.seen[node][0]
+            if previous is None:
+                break
+            node = previous
+        return chain
+
+    def path(self, node: Any) -> list[str]:
+        for step in reversed(self._chain(node, self._paths)):
+            previous, edge, _ = self.seen[step]
+            if previous is None:
+                self._paths[step] = []
+                continue
+            a, b = (previous, step) if self.downstream else (step, previous)
+            hop = f"{self.graph.name(a)} -[{_hop_text(edge)}]-> {self.graph.name(b)}"
+            self._paths[step] = [*self._paths[previous], hop]
+        return self._paths[node]
+
+    def status(self, node: Any) -> str:
+        if self.change is None:
+            return "affected"
+        for step in reversed(self._chain(node, self._kinds)):
+            previous, edge, _ = self.seen[step]
+            if previous is None:
+                self._kinds[step] = (isinstance(step, tuple), True, True)
+                continue
+            from_column, direct, identity = self._kinds[previous]
+            self._kinds[step] = (from_column, direct and edge.kind == "DIRECT" and isinstance(edge.target, tuple),
+                                 identity and edge.subtype == "IDENTITY")
+        from_column, direct, identity = self._kinds[node]
+        # From a whole dataset, which columns its readers use is unknown; indirect uses and job hops may
+        # change rows or fail the job: at risk. DIRECT chains lose their source (drop, rename) or carry
+        # the new type through identity copies.
+        if not from_column or not direct:
+            return "at_risk"
+        if self.change in ("drop", "rename"):
+            return "broken"
+        return "broken" if self.change == "type" and identity else "at_risk"
 
 
 def _reason(edge: Edge, graph: LineageGraph, previous: Any) -> str:
@@ -118,11 +143,12 @@ def impact(urn: str, column: str | None = None, change: str | None = None, depth
 
     reached_datasets: dict[str, str] = {}
     whole: set[str] = set()  # datasets reached as a whole: none of their columns is known to be safe
+    explained = Explained(seen, graph, change=change)
     for node, (previous, edge, _) in seen.items():
         if previous is None:
             continue
-        status = _status(change, seen, node)
-        path = _path(seen, node, graph)
+        status = explained.status(node)
+        path = explained.path(node)
         if isinstance(node, JobNode):
             note(node.name, "job", status, f"reads {graph.name(previous)}; writes no dataset the events name", path)
             continue
@@ -159,7 +185,7 @@ def impact(urn: str, column: str | None = None, change: str | None = None, depth
     ordered = sorted(items.values(), key=lambda i: (-STATUS_ORDER[i.status], i.kind, i.ref))
     source = graph.label(key, column)
     return LineageResult(source=source, change=change, items=ordered, counts=_counts(ordered),
-                         mermaid=_mermaid(graph, seen, change, source), citations=[source] + [i.ref for i in ordered
+                         mermaid=_mermaid(explained, source), citations=[source] + [i.ref for i in ordered
                                                                                               if i.ref.startswith("mesh://")])
 
 
@@ -169,10 +195,11 @@ def upstream(urn: str, column: str | None = None, depth: int | None = None, work
     key, column = graph.resolve(urn, column)
     seen = graph.walk(_starts(graph, key, column), downstream=False, depth=depth)
     items = {}
+    explained = Explained(seen, graph, downstream=False)
     for node, (previous, edge, _) in seen.items():
         if previous is None:
             continue
-        path = _path(seen, node, graph, downstream=False)
+        path = explained.path(node)
         dataset = node[0] if isinstance(node, tuple) else node
         if isinstance(node, tuple):
             items[graph.name(node)] = ImpactItem(ref=graph.name(node), kind="column", status="affected",
@@ -187,7 +214,7 @@ def upstream(urn: str, column: str | None = None, depth: int | None = None, work
     ordered = sorted(items.values(), key=lambda i: (i.kind, i.ref))
     source = graph.label(key, column)
     return LineageResult(source=source, items=ordered, counts=_counts(ordered),
-                         mermaid=_mermaid(graph, seen, None, source, downstream=False),
+                         mermaid=_mermaid(explained, source),
                          citations=[source] + [i.ref for i in ordered if i.ref.startswith("mesh://")])
 
 
@@ -237,17 +264,17 @@ def _id(text: str) -> str:
     return "n" + "".join(ch if ch.isalnum() else "_" for ch in text)[-60:]
 
 
-def _mermaid(graph: LineageGraph, seen: dict, change: str | None, source: str, downstream: bool = True) -> str:
+def _mermaid(explained: Explained, source: str) -> str:
+    graph = explained.graph
     lines = ["graph LR", f'  {_id(source)}["{source}"]:::source']
-    for node, (previous, edge, _) in seen.items():
+    for node, (previous, edge, _) in explained.seen.items():
         if previous is None:
             continue
         a, b = (graph.name(previous), graph.name(node))
-        if not downstream:
+        if not explained.downstream:
             a, b = b, a
-        status = _status(change, seen, node) if downstream else "affected"
         lines.append(f'  {_id(a)}["{a}"] -->|{edge.subtype.lower() or edge.kind.lower()}| {_id(b)}["{b}"]')
-        lines.append(f"  class {_id(graph.name(node))} {status}")
+        lines.append(f"  class {_id(graph.name(node))} {explained.status(node)}")
     lines += ["  classDef source fill:#cde,stroke:#357", "  classDef broken fill:#f99,stroke:#900",
               "  classDef at_risk fill:#fd8,stroke:#a60", "  classDef affected fill:#eee,stroke:#888"]
     return "\n".join(dict.fromkeys(lines))

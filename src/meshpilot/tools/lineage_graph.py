@@ -154,54 +154,57 @@ class LineageGraph:
     # --- reading ---------------------------------------------------------------------------------------
 
     def _edge(self, row: tuple) -> Edge:
-        s_ns, s_name, s_field, t_ns, t_name, t_field, kind, subtype, _, job = row[:10]
+        s_ns, s_name, s_field, t_ns, t_name, t_field, kind, subtype, _, job = row[:10]  # then the keys
         target_dataset = self.key(t_ns, t_name)
         return Edge((self.key(s_ns, s_name), s_field), (target_dataset, t_field) if t_field else target_dataset,
                     kind or "DIRECT", subtype or "", job)
 
     def _column_edges(self, nodes: list[ColumnKey], downstream: bool) -> dict[ColumnKey, list[Edge]]:
-        mine = "source" if downstream else "target"
-        # Upstream, a dataset-level use (a filter or join key with no output field) decides the rows of
-        # every column of its output.
-        field = f"e.{mine}_field = f.field" if downstream else "(e.target_field = f.field OR e.target_field IS NULL)"
         frontier = self._frontier([n[0] for n in nodes])
         frontier["field"] = [n[1] for n in nodes]
-        rows = self._con.execute(
-            f"""SELECT e.*, f.i FROM column_edges e
-                JOIN (SELECT unnest($ns) AS ns, unnest($name) AS name, unnest($field) AS field,
-                             unnest(range(len($ns))) AS i) f
-                  ON e.{mine}_namespace = f.ns AND e.{mine}_name = f.name AND {field}
-                ORDER BY ALL""", frontier).fetchall()
+        keyed = f"""(SELECT hash(ns, name, field) AS k, hash(ns, name) AS d, i FROM (SELECT unnest($ns) AS ns,
+                       unnest($name) AS name, unnest($field) AS field, unnest(range(len($ns))) AS i)) f"""
+        if downstream:
+            query = f"SELECT e.*, f.i FROM column_edges e JOIN {keyed} ON e.source_key = f.k"
+        else:
+            # Upstream, a dataset-level use (a filter or join key with no output field) decides the rows
+            # of every column of its output.
+            query = f"""SELECT e.*, f.i FROM column_edges e JOIN {keyed} ON e.target_key = f.k
+                        UNION ALL
+                        SELECT e.*, f.i FROM column_edges e JOIN {keyed} ON e.target_dataset = f.d
+                        WHERE e.target_field IS NULL"""
         found: dict[ColumnKey, list[Edge]] = {}
-        for row in rows:
-            found.setdefault(nodes[row[-1]], []).append(self._edge(row))
+        for row in self._con.execute(f"{query} ORDER BY ALL", frontier).fetchall():
+            node = nodes[row[-1]]
+            namespace, name, field = row[0:3] if downstream else row[3:6]
+            # The integer keys are hashes: the names decide (a collision must not add an edge).
+            if (namespace, name) == self.parts(node[0]) and (field == node[1] or (field is None and not downstream)):
+                found.setdefault(node, []).append(self._edge(row))
         return found
 
     def _whole_dataset_edges(self, keys: list[str], downstream: bool) -> dict[str, list[Edge]]:
         """The column edges from (downstream) or into (upstream) any column of these datasets."""
         mine = "source" if downstream else "target"
         rows = self._con.execute(
-            f"""SELECT e.*, f.i FROM column_edges e JOIN {_FRONTIER}
-                  ON e.{mine}_namespace = f.ns AND e.{mine}_name = f.name ORDER BY ALL""",
-            self._frontier(keys)).fetchall()
+            f"""SELECT e.*, f.i FROM column_edges e
+                JOIN (SELECT hash(ns, name) AS d, ns, name, i FROM {_FRONTIER}) f ON e.{mine}_dataset = f.d
+                ORDER BY ALL""", self._frontier(keys)).fetchall()
         found: dict[str, list[Edge]] = {}
+        offset = 0 if downstream else 3
         for row in rows:
-            found.setdefault(keys[row[-1]], []).append(self._edge(row))
+            if tuple(row[offset:offset + 2]) == self.parts(keys[row[-1]]):
+                found.setdefault(keys[row[-1]], []).append(self._edge(row))
         return found
 
     def _job_hops(self, keys: list[str], downstream: bool) -> dict[str, list[tuple[str, str | None, bool]]]:
         """For each dataset: (job, dataset on the other side or None, whether the job sent column lineage
         for its output) for each job that reads it (downstream) or writes it (upstream). A job that reads
         and writes nothing else gives one row with None."""
-        mine, other = ("input", "output") if downstream else ("output", "input")
-        output = "o" if downstream else "m"
         rows = self._con.execute(
-            f"""SELECT f.i, m.job, o.namespace, o.name, c.job IS NOT NULL FROM job_io m JOIN {_FRONTIER}
-                  ON m.direction = '{mine}' AND m.namespace = f.ns AND m.name = f.name
-                LEFT JOIN job_io o ON o.job = m.job AND o.direction = '{other}'
-                LEFT JOIN column_lineage_outputs c ON c.job = m.job AND c.namespace = {output}.namespace
-                     AND c.name = {output}.name
-                ORDER BY ALL""", self._frontier(keys)).fetchall()
+            f"""SELECT f.i, h.job, h.other_namespace, h.other_name, h.precise FROM job_hops h
+                JOIN (SELECT hash(ns, name) AS d, ns, name, i FROM {_FRONTIER}) f ON h.dataset = f.d
+                WHERE h.direction = $direction AND h.namespace = f.ns AND h.name = f.name ORDER BY ALL""",
+            {**self._frontier(keys), "direction": "down" if downstream else "up"}).fetchall()
         found: dict[str, list[tuple[str, str | None, bool]]] = {}
         for i, job, namespace, name, precise in rows:
             other_key = self.key(namespace, name) if name is not None else None
