@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -29,7 +28,14 @@ import httpx
 
 
 def _event(i: int):
-    from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+    from openlineage.client.event_v2 import (
+        InputDataset,
+        Job,
+        OutputDataset,
+        Run,
+        RunEvent,
+        RunState,
+    )
     from openlineage.client.facet_v2 import column_lineage_dataset, schema_dataset
 
     fields = {f"c{k}": column_lineage_dataset.Fields(inputFields=[column_lineage_dataset.InputField(

@@ -25,8 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
-from meshpilot.mesh.files import LocatedDocument
 from meshpilot.mesh import store as store_module
+from meshpilot.mesh.files import LocatedDocument
 from meshpilot.mesh.store import MeshStore
 from meshpilot.mesh.workspace import Workspace, validate_event
 from meshpilot.server.lineage_http import LineageLog

@@ -162,7 +162,7 @@ class LineageGraph:
     def _column_edges(self, nodes: list[ColumnKey], downstream: bool) -> dict[ColumnKey, list[Edge]]:
         frontier = self._frontier([n[0] for n in nodes])
         frontier["field"] = [n[1] for n in nodes]
-        keyed = f"""(SELECT hash(ns, name, field) AS k, hash(ns, name) AS d, i FROM (SELECT unnest($ns) AS ns,
+        keyed = """(SELECT hash(ns, name, field) AS k, hash(ns, name) AS d, i FROM (SELECT unnest($ns) AS ns,
                        unnest($name) AS name, unnest($field) AS field, unnest(range(len($ns))) AS i)) f"""
         if downstream:
             query = f"SELECT e.*, f.i FROM column_edges e JOIN {keyed} ON e.source_key = f.k"
