@@ -121,8 +121,11 @@ def _versions(con: Any, namespace: str, name: str) -> list[dict[str, Any]]:
 def list_jobs(workspace: Workspace | str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
     """Every job lineage events name, with its inputs, outputs and latest run."""
     with MeshStore.open(_workspace(workspace)) as store:
-        con = store.cursor()
-        rows = con.execute(
+        return _jobs(store.cursor(), namespace)
+
+
+def _jobs(con: Any, namespace: str | None, name: str | None = None) -> list[dict[str, Any]]:
+    rows = con.execute(
             """SELECT n.namespace, n.name, n.first_seen, n.last_seen, n.facets,
                       list(DISTINCT io.namespace || '/' || io.name ORDER BY io.namespace || '/' || io.name)
                           FILTER (WHERE io.direction = 'input'),
@@ -130,8 +133,9 @@ def list_jobs(workspace: Workspace | str | None = None, namespace: str | None = 
                           FILTER (WHERE io.direction = 'output')
                FROM lineage_nodes n LEFT JOIN job_io io ON io.job = n.namespace || '/' || n.name
                WHERE n.kind = 'job' AND ($namespace IS NULL OR n.namespace = $namespace)
-               GROUP BY ALL ORDER BY n.namespace, n.name""", {"namespace": namespace}).fetchall()
-        runs = _latest_runs(con, [f"{ns}/{name}" for ns, name, *_ in rows])
+                 AND ($name IS NULL OR n.name = $name)
+               GROUP BY ALL ORDER BY n.namespace, n.name""", {"namespace": namespace, "name": name}).fetchall()
+    runs = _latest_runs(con, [f"{ns}/{n}" for ns, n, *_ in rows])
     return [_job_row(ns, name, first, last, json.loads(facets), inputs or [], outputs or [], runs.get(f"{ns}/{name}"))
             for ns, name, first, last, facets, inputs, outputs in rows]
 
@@ -160,7 +164,7 @@ def job(text: str, workspace: Workspace | str | None = None) -> dict[str, Any]:
         con = store.cursor()
         namespace, name = _one(con, text, kind="job")
         key = f"{namespace}/{name}"
-        rows = [r for r in list_jobs(workspace, namespace) if r["name"] == name]
+        rows = _jobs(con, namespace, name)
         runs = [{"id": run_id, "state": state, "started_at": started, "ended_at": ended, "error": error}
                 for run_id, state, started, ended, error in con.execute(
                     "SELECT run_id, state, started_at, ended_at, error FROM runs WHERE job = ? ORDER BY ended_at DESC",
