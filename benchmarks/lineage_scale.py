@@ -7,9 +7,13 @@ about ten column edges per event. Measures, through the real code paths:
 - index: seconds to build the workspace index (dataset and column edges) from the stored events;
 - incremental ingest: three batches of ~1,000 more events appended to the log, each followed by the
   open that brings the index up to date (seconds, and how many full rebuilds happened: 0 expected);
-- impact: p50/p95 ms of a one-column impact (change: drop): the downstream walk (column edges, job hops
-  and whole-dataset hops read from the index a level at a time) plus the classification and explaining
-  path of every reached node, for 200 random columns; and how many nodes the walks reached.
+- lineage graph: seconds to build the in-memory graph of the updated index (the first lineage question
+  after an update pays it, and saves it beside the index) and to read it back (every later process);
+- impact: p50/p95 ms of a one-column impact (change: drop) as the CLI asks it (the first 50 items
+  listed, every item counted): opening the workspace's index (checked for changes), resolving the name, the walks, classifying and counting every reached
+  node, naming and explaining the listed ones, for 200 random columns; how many items they counted;
+  and the same with every item listed (`--limit 0`), for 30 of them;
+- upstream: p50/p95 ms of a one-column upstream, 50 items listed.
 Prints one JSON object. Usage: uv run python benchmarks/lineage_scale.py --edges 1000000
 """
 
@@ -30,8 +34,9 @@ from meshpilot.mesh.files import LocatedDocument
 from meshpilot.mesh.store import MeshStore
 from meshpilot.mesh.workspace import Workspace, validate_event
 from meshpilot.server.lineage_http import LineageLog
-from meshpilot.tools.lineage import Explained
+from meshpilot.tools.lineage import impact, upstream
 from meshpilot.tools.lineage_graph import LineageGraph
+from meshpilot.tools.lineage_reach import LineageArrays, saved_path
 
 COLUMNS = 12
 PRODUCER = "https://github.com/meshpilot/meshpilot/benchmarks"
@@ -67,6 +72,10 @@ def events(edges: int, datasets: int, rng: random.Random):
         }
 
 
+def _p95(values: list[float]) -> float:
+    return round(values[int(0.95 * (len(values) - 1))], 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edges", type=int, default=1_000_000)
@@ -93,9 +102,6 @@ def main() -> None:
         with MeshStore.open(workspace) as store:
             index_s = time.perf_counter() - started
             stored_edges = store.counts()["column_edges"]
-            started = time.perf_counter()
-            graph = LineageGraph.from_store(store)
-            graph_s = time.perf_counter() - started
         # Incremental ingest: a batch of new events appended to the log (as the HTTP endpoint does), then
         # the next open brings the index up to date without rebuilding it.
         builds = []
@@ -109,32 +115,45 @@ def main() -> None:
                 started = time.perf_counter()
                 with MeshStore.open(workspace) as store:
                     update_s.append(time.perf_counter() - started)
-                    graph = LineageGraph.from_store(store)
+                    graph, graph_index = LineageGraph.from_store(store), store.path
                     grown = store.counts()["lineage_events"]
-                    # Datasets outside any product have no mesh:// name: impact starts from their column keys.
-                    keys = [graph.column(*row) for row in store.con.execute(
-                        "SELECT DISTINCT source_namespace, source_name, source_field FROM column_edges").fetchall()]
+                    # Datasets outside any product are named as events name them: <namespace>/<name>#<field>.
+                    keys = store.con.execute(
+                        "SELECT DISTINCT source_namespace, source_name, source_field FROM column_edges").fetchall()
         finally:
             store_module.build_index = full_build
-        latencies, reached = [], []
-        for _ in range(args.queries):
-            start = rng.choice(keys)
-            t = time.perf_counter()
-            seen = graph.walk([start], downstream=True, depth=None)
-            # the classification impact() makes for each reached node (a drop), with its explaining path
-            explained = Explained(seen, graph, change="drop")
-            _ = [(explained.status(node), explained.path(node)) for node in seen if node != start]
-            latencies.append((time.perf_counter() - t) * 1000)
-            reached.append(len(seen) - 1)
-        latencies.sort()
+        started = time.perf_counter()
+        graph.arrays()
+        arrays_build_s = time.perf_counter() - started
+        started = time.perf_counter()
+        LineageArrays.read(saved_path(graph_index))
+        arrays_read_s = time.perf_counter() - started
+        starts = [f"{ns}/{name}#{field}" for ns, name, field in rng.sample(keys, args.queries)]
+
+        def timed(call, targets) -> tuple[list[float], list[int]]:
+            latencies, counted = [], []
+            for target in targets:
+                t = time.perf_counter()
+                result = call(target)
+                latencies.append((time.perf_counter() - t) * 1000)
+                counted.append(sum(result.counts.values()))
+            return sorted(latencies), counted
+
+        # As every caller asks (CLI, agent tool, MCP): from the workspace, whose index is checked for changes.
+        latencies, reached = timed(lambda t: impact(t, change="drop", workspace=workspace, limit=50), starts)
+        everything, _ = timed(lambda t: impact(t, change="drop", workspace=workspace, limit=None), starts[:30])
+        sources, _ = timed(lambda t: upstream(t, workspace=workspace, limit=50), starts[:50])
     print(json.dumps({
         "edges_requested": args.edges, "column_edges_stored": stored_edges, "datasets": args.datasets,
         "events": count, "ingest_events_per_s": round(count / ingest_s), "ingest_s": round(ingest_s, 1),
-        "index_build_s": round(index_s, 1), "graph_load_s": round(graph_s, 1),
-        "impact_p50_ms": round(statistics.median(latencies), 2),
-        "impact_p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 2),
-        "impact_nodes_reached_median": statistics.median(reached),
-        "impact_nodes_reached_p95": sorted(reached)[int(0.95 * (len(reached) - 1))],
+        "index_build_s": round(index_s, 1), "graph_arrays_build_s": round(arrays_build_s, 2),
+        "graph_arrays_read_s": round(arrays_read_s, 2),
+        "impact_p50_ms": round(statistics.median(latencies), 2), "impact_p95_ms": _p95(latencies),
+        "impact_items_counted_median": statistics.median(reached), "impact_items_counted_p95": _p95(sorted(reached)),
+        "impact_items_counted_max": max(reached),
+        "impact_all_items_listed_p50_ms": round(statistics.median(everything), 2),
+        "impact_all_items_listed_p95_ms": _p95(everything),
+        "upstream_p50_ms": round(statistics.median(sources), 2), "upstream_p95_ms": _p95(sources),
         "incremental_batch_events": len(more), "incremental_update_s_median": round(statistics.median(update_s), 2),
         "full_rebuilds_after_incremental_batches": len(builds), "events_after_batches": grown,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

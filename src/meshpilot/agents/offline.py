@@ -438,17 +438,25 @@ def _lineage(data: dict[str, Any], args: dict[str, Any], upstream: bool) -> str:
     datasets = sorted({i["ref"].split("#")[0] for i in items})
     if upstream:
         direct = sorted({i["ref"].split("#")[0] for i in items if len(i.get("path", [])) <= 1})
-        text = f"{data.get('source')} is fed by {len(datasets)} upstream dataset(s)" + (":" if datasets else ".")
+        total = data.get("counts", {}).get("dataset:affected", len(datasets))
+        text = f"{data.get('source')} is fed by {total} upstream dataset(s)" + (":" if datasets else ".")
         further = [d for d in datasets if d not in direct]
         text += "".join(f"\n- directly: {d}" for d in direct) + "".join(f"\n- further upstream: {d}" for d in further)
+        if data.get("more"):
+            text += f"\n- +{data['more']} more item(s) not listed"
         return text
     counts = data.get("counts", {})
+    reached = sum(n for key, n in counts.items() if key.startswith("dataset:") and not key.endswith(":unaffected"))
     broken = [i for i in items if i.get("status") in ("broken", "at_risk")]
     lines = [f"Changing {data.get('source')}" + (f" ({data['change']})" if data.get("change") else "") +
-             f" reaches {len(datasets)} downstream dataset(s) or consumer(s); " +
+             f" reaches {reached} downstream dataset(s); " +
              ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + "."]
-    for item in (broken or items)[:10]:
+    shown = (broken or items)[:10]
+    for item in shown:
         lines.append(f"- {item['status']}: {item['kind']} {item['ref']} ({item['reason']})")
+    hidden = sum(n for key, n in counts.items() if not key.endswith(":unaffected")) - len(shown)
+    if hidden > 0:
+        lines.append(f"- +{hidden} more")
     return "\n".join(lines)
 
 

@@ -117,6 +117,11 @@ class RunSqlArgs(SqlArgs):
     limit: int = Field(100, ge=1, le=10_000, description="At most this many rows.")
 
 
+# Lineage items a tool returns to the model: worst and nearest first, every item counted. A join key's
+# impact at a million edges reaches a hundred thousand; the model reads the counts and the first ones.
+TOOL_ITEMS = 40
+
+
 class TargetArgs(BaseModel):
     target: str = Field(description="A dataset or column: mesh://<domain>/<product>/<dataset>[#column], a "
                                     "dataset as lineage events name it (<namespace>/<name>[#column]), or a "
@@ -192,7 +197,7 @@ def _ask(ctx: ToolContext, a: QuestionArgs) -> dict[str, Any]:
 def _impact(ctx: ToolContext, a: TargetArgs) -> dict[str, Any]:
     from meshpilot.tools.lineage import impact
 
-    result = impact(a.target, change=a.change, workspace=ctx.workspace)
+    result = impact(a.target, change=a.change, workspace=ctx.workspace, limit=TOOL_ITEMS)
     ctx.visible(result.source)
     return result.model_dump()
 
@@ -200,7 +205,7 @@ def _impact(ctx: ToolContext, a: TargetArgs) -> dict[str, Any]:
 def _upstream(ctx: ToolContext, a: TargetArgs) -> dict[str, Any]:
     from meshpilot.tools.lineage import upstream
 
-    result = upstream(a.target, workspace=ctx.workspace)
+    result = upstream(a.target, workspace=ctx.workspace, limit=TOOL_ITEMS)
     ctx.visible(result.source)
     return result.model_dump()
 

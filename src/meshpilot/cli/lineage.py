@@ -15,6 +15,9 @@ from meshpilot.cli.imports import import_openlineage
 
 # --- lineage -----------------------------------------------------------------------------------------
 
+LimitOption = Annotated[int, typer.Option(min=0, help="List at most this many items, worst and nearest first "
+                                                      "(all are counted); 0 lists them all.")]
+
 
 def _print_lineage(result: Any, json_output: bool, mermaid: bool) -> None:
     if json_output:
@@ -34,9 +37,12 @@ def _print_lineage(result: Any, json_output: bool, mermaid: bool) -> None:
         colour = style.get(item.status, "")
         table.add_row(f"[{colour}]{item.status}[/{colour}]", item.kind, item.ref, item.reason, "\n".join(item.path))
     out.print(table)
-    unaffected = [i.ref for i in result.items if i.status == "unaffected"]
+    unaffected = sum(n for key, n in result.counts.items() if key.endswith(":unaffected"))
     if unaffected:
-        out.print(f"unaffected: {len(unaffected)} column(s)", highlight=False)
+        out.print(f"unaffected: {unaffected} column(s)", highlight=False)
+    if result.more:
+        out.print(f"+{result.more} more (counted: " + ", ".join(f"{k} {v}" for k, v in result.counts.items())
+                  + "); --limit 0 lists them all", highlight=False)
 
 
 @lineage_app.command("impact")
@@ -47,13 +53,15 @@ def lineage_impact(
     column: Annotated[str | None, typer.Option(help="The column (or write it after # in the reference).")] = None,
     change: Annotated[str | None, typer.Option(help="drop, rename, type or semantics.")] = None,
     depth: Annotated[int | None, typer.Option(help="At most this many hops.")] = None,
+    limit: LimitOption = 50,
     json_output: JsonOption = False,
     mermaid: Annotated[bool, typer.Option("--mermaid", help="Print the Mermaid diagram.")] = False,
 ) -> None:
     """Everything downstream of a dataset or column; with --change, what breaks and why."""
     from meshpilot.tools.lineage import impact
 
-    result = impact(urn, column=column, change=change, depth=depth, workspace=Workspace.open(workspace))
+    result = impact(urn, column=column, change=change, depth=depth, workspace=Workspace.open(workspace),
+                    limit=limit or None)
     _print_lineage(result, json_output, mermaid)
     if change and any(i.status == "broken" for i in result.items):
         raise typer.Exit(2)  # a breaking change: non-zero, so it can gate CI
@@ -66,13 +74,15 @@ def lineage_upstream(
     workspace: WorkspaceOption = None,
     column: Annotated[str | None, typer.Option(help="The column.")] = None,
     depth: Annotated[int | None, typer.Option(help="At most this many hops.")] = None,
+    limit: LimitOption = 50,
     json_output: JsonOption = False,
     mermaid: Annotated[bool, typer.Option("--mermaid", help="Print the Mermaid diagram.")] = False,
 ) -> None:
     """Where a dataset or column comes from (for root causes)."""
     from meshpilot.tools.lineage import upstream
 
-    _print_lineage(upstream(urn, column=column, depth=depth, workspace=Workspace.open(workspace)), json_output, mermaid)
+    _print_lineage(upstream(urn, column=column, depth=depth, workspace=Workspace.open(workspace), limit=limit or None),
+                   json_output, mermaid)
 
 
 @lineage_app.command("paths")

@@ -483,6 +483,9 @@ def _remove_older(workspace: Workspace, keep: Path, documents: Path) -> None:
     for old in folder.glob("*.documents"):
         if old != documents:
             old.unlink(missing_ok=True)
+    for old in folder.glob("*.lineage.npz"):  # the lineage graph of an index, kept beside it (tools.lineage_reach)
+        if old.name != f"{keep.stem}.lineage.npz":
+            old.unlink(missing_ok=True)
     (workspace.state_dir / "index.duckdb").unlink(missing_ok=True)  # the single index of schema 4 and before
 
 

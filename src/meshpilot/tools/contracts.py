@@ -268,7 +268,9 @@ def _join_impact(contract: dict, changes: list[Change], workspace: Any) -> None:
         column = parts[3] if len(parts) > 3 else None
         kind = "type" if change.change == "updated" else "drop"
         try:
-            result = impact(f"mesh://{domain}/{product}/{table}", column=column, change=kind, workspace=workspace)
+            # Mesh entities are listed before datasets and columns: the first few hundred hold all of them.
+            result = impact(f"mesh://{domain}/{product}/{table}", column=column, change=kind, workspace=workspace,
+                            limit=500)
         except MeshpilotError as exc:
             if isinstance(exc, NotFoundError):
                 continue

@@ -21,14 +21,18 @@ worst dataset; its owner team, consumers and contract share the product's status
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from meshpilot.errors import InvalidArgumentError
 from meshpilot.mesh.model import MeshRef
 from meshpilot.mesh.store import MeshStore
-from meshpilot.tools.lineage_graph import Edge, JobNode, LineageGraph
+from meshpilot.tools.lineage_graph import LineageGraph
+from meshpilot.tools.lineage_reach import KIND_NAMES, Reach
 
 CHANGES = ("drop", "rename", "type", "semantics")
 STATUS_ORDER = {"broken": 3, "at_risk": 2, "affected": 1, "unaffected": 0}
@@ -47,174 +51,293 @@ class LineageResult(BaseModel):
     change: str | None = None
     items: list[ImpactItem]
     counts: dict[str, int]
+    more: int = 0  # items counted but not listed (beyond the limit asked for)
     mermaid: str
     citations: list[str]
 
 
-def _hop_text(edge: Edge) -> str:
-    if edge.kind == "JOB":
-        return f"read by {edge.job}, which sends no column lineage for it"
-    whole = " (all its rows)" if isinstance(edge.target, str) and edge.kind == "INDIRECT" else ""
-    return f"{edge.kind} {edge.subtype} by {edge.job}{whole}".replace("  ", " ")
+KIND_ORDER = ("product", "contract", "consumer", "team", "dataset", "job", "column")  # what a reader needs first
+_CODES = ("unaffected", "affected", "at_risk", "broken")
 
 
-class Explained:
-    """The path and status of every node a walk reached, each computed once from its predecessor's (a walk
-    of a hundred thousand nodes a few hundred hops deep must not re-walk each path from its node)."""
+class _Explainer:
+    """Names, reasons and paths of the nodes of one walk, each path built once from its predecessor's (a
+    walk of a hundred thousand nodes a few hundred hops deep must not re-walk each path from its node)."""
 
-    def __init__(self, seen: dict, graph: LineageGraph, downstream: bool = True, change: str | None = None):
-        self.seen, self.graph, self.downstream, self.change = seen, graph, downstream, change
-        self._paths: dict[Any, list[str]] = {}
-        # node -> (started from a column, DIRECT column edges only so far, IDENTITY copies only so far)
-        self._kinds: dict[Any, tuple[bool, bool, bool]] = {}
+    def __init__(self, graph: LineageGraph, reach: Reach | None = None):
+        self.reach, self.graph, self.arrays = reach, graph, graph.arrays()
+        self._paths: dict[int, list[str]] = {}
+        self._hops: list[tuple[int, int, str]] = []  # (from, to, label) of every hop explained, for the diagram
 
-    def _chain(self, node: Any, known: dict) -> list[Any]:
-        """`node` and its predecessors up to the first one whose answer is known (or the start)."""
+    def name(self, node: int) -> str:
+        kind = self.arrays.kind_of(node)
+        if kind == "job":
+            return f"job {self.arrays.job_name(node)}"
+        if kind in ("start", "bare"):
+            node = self.arrays.dataset_of_node(node)
+        return self.arrays.label(node)
+
+    def hop(self, node: int) -> tuple[int, int, str, str]:
+        return self.reach.previous(node)
+
+    def path(self, node: int) -> list[str]:
         chain = []
-        while node not in known:
+        while node not in self._paths and not self.reach.is_root(node):
             chain.append(node)
-            previous = self.seen[node][0]
-            if previous is None:
-                break
-            node = previous
-        return chain
+            node = self.hop(node)[0]
+        for step in reversed(chain):
+            previous, kind, subtype, job = self.hop(step)
+            a, b = (previous, step) if self.reach.downstream else (step, previous)
+            text = _hop_text(KIND_NAMES[kind], subtype, job, self.arrays.kind_of(a) == "column",
+                             self.arrays.kind_of(b) == "dataset")
+            self._hops.append((a, b, subtype.lower() or KIND_NAMES[kind].lower()))
+            self._paths[step] = [*self._paths.get(previous, []), f"{self.name(a)} -[{text}]-> {self.name(b)}"]
+        return self._paths.get(node, []) if not chain else self._paths[chain[0]]
 
-    def path(self, node: Any) -> list[str]:
-        for step in reversed(self._chain(node, self._paths)):
-            previous, edge, _ = self.seen[step]
-            if previous is None:
-                self._paths[step] = []
-                continue
-            a, b = (previous, step) if self.downstream else (step, previous)
-            hop = f"{self.graph.name(a)} -[{_hop_text(edge)}]-> {self.graph.name(b)}"
-            self._paths[step] = [*self._paths[previous], hop]
-        return self._paths[node]
-
-    def status(self, node: Any) -> str:
-        if self.change is None:
-            return "affected"
-        for step in reversed(self._chain(node, self._kinds)):
-            previous, edge, _ = self.seen[step]
-            if previous is None:
-                self._kinds[step] = (isinstance(step, tuple), True, True)
-                continue
-            from_column, direct, identity = self._kinds[previous]
-            self._kinds[step] = (from_column, direct and edge.kind == "DIRECT" and isinstance(edge.target, tuple),
-                                 identity and edge.subtype == "IDENTITY")
-        from_column, direct, identity = self._kinds[node]
-        # From a whole dataset, which columns its readers use is unknown; indirect uses and job hops may
-        # change rows or fail the job: at risk. DIRECT chains lose their source (drop, rename) or carry
-        # the new type through identity copies.
-        if not from_column or not direct:
-            return "at_risk"
-        if self.change in ("drop", "rename"):
-            return "broken"
-        return "broken" if self.change == "type" and identity else "at_risk"
+    def mermaid(self, source: str, status: dict[int, str] | None = None, otherwise: str = "affected") -> str:
+        """The hops explained so far, each node coloured by its status (`status`, else `otherwise`)."""
+        lines = ["graph LR", f'  {_id(source)}["{source}"]:::source']
+        for a, b, label in self._hops:
+            name_a, name_b = self.name(a), self.name(b)
+            lines.append(f'  {_id(name_a)}["{name_a}"] -->|{label}| {_id(name_b)}["{name_b}"]')
+            reached = b if self.reach.downstream else a
+            lines.append(f"  class {_id(self.name(reached))} "
+                         f"{(status or {}).get(reached, otherwise)}")
+        lines += ["  classDef source fill:#cde,stroke:#357", "  classDef broken fill:#f99,stroke:#900",
+                  "  classDef at_risk fill:#fd8,stroke:#a60", "  classDef affected fill:#eee,stroke:#888"]
+        return "\n".join(dict.fromkeys(lines))
 
 
-def _reason(edge: Edge, graph: LineageGraph, previous: Any) -> str:
-    if edge.kind == "JOB":
-        return f"{edge.job} reads {graph.name(previous)} and sends no column lineage"
-    if isinstance(edge.target, str):
-        return f"{edge.job} reads it ({edge.subtype.lower() or edge.kind.lower()})" if edge.kind != "INDIRECT" else \
-            f"{edge.job} {edge.subtype.lower().replace('_', ' ')}s on {graph.name(previous)}: all its rows may change"
-    return f"{edge.kind.lower()} {edge.subtype.lower()} use".replace("  ", " ")
+def _hop_text(kind: str, subtype: str, job: str, from_column: bool, to_whole: bool) -> str:
+    if kind == "JOB":
+        return f"read by {job}, which sends no column lineage for it" if from_column else f"read by {job}"
+    return f"{kind} {subtype} by {job}{' (all its rows)' if to_whole and kind == 'INDIRECT' else ''}".replace("  ", " ")
 
 
-def _starts(graph: LineageGraph, key: str, column: str | None) -> list[Any]:
-    """A column; or a dataset's columns and the dataset itself (its readers that send no column lineage)."""
-    return [(key, column)] if column else [*[(key, c) for c in graph.columns_of(key)], key]
+def _reason(explainer: _Explainer, node: int) -> str:
+    previous, kind, subtype, job = explainer.hop(node)
+    if KIND_NAMES[kind] == "JOB":
+        return f"{job} reads {explainer.name(previous)}" + (
+            "" if explainer.arrays.kind_of(previous) == "dataset" else " and sends no column lineage")
+    if explainer.arrays.kind_of(node) == "dataset":
+        return f"{job} {subtype.lower().replace('_', ' ')}s on {explainer.name(previous)}: all its rows may change" \
+            if KIND_NAMES[kind] == "INDIRECT" else f"{job} reads it ({subtype.lower() or KIND_NAMES[kind].lower()})"
+    return f"{KIND_NAMES[kind].lower()} {subtype.lower()} use".replace("  ", " ")
+
+
+@dataclass
+class _Candidates:
+    """Items before they are named: per item its kind, status code and the walk's order of the node that
+    explains it (nearest first), so the first `limit` can be chosen without naming every one."""
+
+    kinds: list[np.ndarray]
+    status: list[np.ndarray]
+    rank: list[np.ndarray]
+    payload: list[np.ndarray]
+
+    def add(self, kind: str, status: np.ndarray, rank: np.ndarray, payload: np.ndarray) -> None:
+        self.kinds.append(np.full(len(status), KIND_ORDER.index(kind), dtype=np.int64))
+        self.status.append(np.asarray(status, dtype=np.int64))
+        self.rank.append(np.asarray(rank, dtype=np.int64))
+        self.payload.append(np.asarray(payload, dtype=np.int64))
+
+    def chosen(self, limit: int | None) -> tuple[dict[str, int], list[tuple[str, int, int]], int]:
+        """(counts by kind:status, the first `limit` items as (kind, status code, payload), how many more)."""
+        kinds, status, rank, payload = (np.concatenate(x) if x else np.zeros(0, np.int64)
+                                        for x in (self.kinds, self.status, self.rank, self.payload))
+        counts: dict[str, int] = {}
+        for value, count in enumerate(np.bincount(kinds * 4 + status, minlength=4 * len(KIND_ORDER)).tolist()):
+            if count:
+                counts[f"{KIND_ORDER[value // 4]}:{_CODES[value % 4]}"] = count
+        order_key = ((3 - status) * len(KIND_ORDER) + kinds) * (int(rank.max(initial=0)) + 1) + rank
+        if limit is not None and limit < len(order_key):
+            picked = np.argpartition(order_key, limit)[:limit]
+        else:
+            picked = np.arange(len(order_key))
+        picked = picked[np.argsort(order_key[picked], kind="stable")]
+        return counts, [(KIND_ORDER[kinds[i]], int(status[i]), int(payload[i])) for i in picked], \
+            len(order_key) - len(picked)
+
+
+def _first(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values and the position of the first of each."""
+    distinct, first = np.unique(values, return_index=True)
+    return distinct, first
+
+
+def _worst_first(groups: np.ndarray, size: int, code: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct groups (integers below `size`), and for each the rank of its member with the worst
+    status code, the earliest of those (one pass, no sort)."""
+    if not len(groups):
+        return groups, rank[:0]
+    span = int(rank.max()) + 1
+    best = np.full(size, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, groups, (3 - code.astype(np.int64)) * span + rank)
+    present = np.flatnonzero(best != np.iinfo(np.int64).max)
+    return present, best[present] % span
 
 
 def impact(urn: str, column: str | None = None, change: str | None = None, depth: int | None = None,
-           workspace: Any = None, graph: LineageGraph | None = None) -> LineageResult:
-    """Everything downstream of a dataset or column, classified for a proposed change."""
+           workspace: Any = None, graph: LineageGraph | None = None, limit: int | None = None) -> LineageResult:
+    """Everything downstream of a dataset or column, classified for a proposed change: its columns,
+    datasets, jobs, products, teams, consumers and contracts, worst first (the first `limit` of them
+    listed, all of them counted)."""
     if change is not None and change not in CHANGES:
         raise InvalidArgumentError(f"Unknown change '{change}'.", hint=f"Use one of: {', '.join(CHANGES)}.")
     graph = graph or _graph(workspace)
     key, column = graph.resolve(urn, column)
-    seen = graph.walk(_starts(graph, key, column), downstream=True, depth=depth)
-    items: dict[tuple[str, str], ImpactItem] = {}
+    source = graph.label(key, column)
+    start = graph.node(key, column)
+    if start is None:
+        return LineageResult(source=source, change=change, items=[], counts={}, mermaid=f"graph LR\n  {_id(source)}"
+                             f'["{source}"]:::source', citations=[source])
+    arrays = graph.arrays()
+    reach = Reach(arrays, start, downstream=True, depth=depth, change=change)
+    nodes = reach.nodes
+    code = np.where(reach.broken, STATUS_ORDER["broken"],
+                    STATUS_ORDER["at_risk"] if change else STATUS_ORDER["affected"])
+    rank = np.arange(len(nodes))
+    candidates = _Candidates([], [], [], [])
+    is_column, is_job_end = nodes < arrays.c, nodes >= arrays.c + 3 * arrays.d
+    candidates.add("column", code[is_column], rank[is_column], nodes[is_column])
 
-    def note(item_ref: str, kind: str, status: str, reason: str, path: list[str]) -> None:
-        current = items.get((kind, item_ref))
-        if current is None or STATUS_ORDER[status] > STATUS_ORDER[current.status]:
-            items[(kind, item_ref)] = ImpactItem(ref=item_ref, kind=kind, status=status, reason=reason, path=path)
+    # A dataset: as bad as its worst reached column, or reached whole; explained by its first such node.
+    datasets = arrays.dataset_of(nodes)
+    in_dataset = np.flatnonzero(datasets >= 0)
+    dataset_ids, picked = _worst_first(datasets[in_dataset] - arrays.c, arrays.d, code[in_dataset], in_dataset)
+    dataset_ids += arrays.c
+    representative = nodes[picked]
+    dataset_code, dataset_first = code[picked], rank[picked]
+    candidates.add("dataset", dataset_code, dataset_first, representative)
 
-    reached_datasets: dict[str, str] = {}
-    whole: set[str] = set()  # datasets reached as a whole: none of their columns is known to be safe
-    explained = Explained(seen, graph, change=change)
-    for node, (previous, edge, _) in seen.items():
-        if previous is None:
-            continue
-        status = explained.status(node)
-        path = explained.path(node)
-        if isinstance(node, JobNode):
-            note(node.name, "job", status, f"reads {graph.name(previous)}; writes no dataset the events name", path)
-            continue
-        note(edge.job, "job", status, f"reads {graph.name(previous)}", path)
-        dataset = node[0] if isinstance(node, tuple) else node
-        if isinstance(node, tuple):
-            note(graph.label(*node), "column", status, _reason(edge, graph, previous), path)
-            note(graph.label(dataset), "dataset", status, "holds affected columns", path)
-        else:
-            whole.add(dataset)
-            note(graph.label(dataset), "dataset", status, _reason(edge, graph, previous), path)
-        if STATUS_ORDER[status] > STATUS_ORDER.get(reached_datasets.get(dataset, "unaffected"), 0):
-            reached_datasets[dataset] = status
-    for dataset, status in reached_datasets.items():
-        if dataset not in whole:
-            reached = {n[1] for n in seen if isinstance(n, tuple) and n[0] == dataset}
-            for other in graph.columns_of(dataset):
-                if other not in reached:
-                    note(graph.label(dataset, other), "column", "unaffected", "not derived from the changed column", [])
-        dataset_ref = graph.mesh_ref.get(dataset)
-        if not dataset_ref:
-            continue
+    # A job: as bad as the worst node reached through one of its hops.
+    job_of = np.full(len(nodes), -1, dtype=np.int64)
+    for in_tree in (~reach.broken, reach.broken):
+        if in_tree.any():
+            job_of[in_tree] = reach.jobs_of(nodes[in_tree], *reach.tree(int(nodes[in_tree][0])))
+    job_of[is_job_end] = nodes[is_job_end] - arrays.c - 3 * arrays.d
+    _, picked = _worst_first(job_of, arrays.j, code, rank)
+    candidates.add("job", code[picked], picked, picked)
+
+    # Columns a reached (not whole) dataset declares that the walk did not reach.
+    reached = np.zeros(arrays.n, dtype=bool)  # zeroed pages are free until touched
+    reached[nodes] = True
+    partial = dataset_ids[~reached[dataset_ids]]
+    low, high = (np.searchsorted(arrays.declared_dataset, partial + i) for i in (0, 1))
+    declared = np.concatenate([np.arange(lo, hi) for lo, hi in zip(low.tolist(), high.tolist(), strict=True)]) \
+        if len(partial) else np.zeros(0, np.int64)
+    declared = declared[~((arrays.declared_node[declared] >= 0) & reached[arrays.declared_node[declared]])]
+    candidates.add("column", np.zeros(len(declared)), np.full(len(declared), len(nodes)), declared)
+
+    explainer = _Explainer(graph, reach)
+    # The mesh entities of the reached datasets that belong to products (few: named one by one).
+    mesh_items: dict[tuple[str, str], tuple[int, int, str]] = {}  # (kind, ref) -> (code, node, reason)
+    in_mesh = arrays.in_mesh[dataset_ids - arrays.c]
+    dataset_rank = dict(zip(dataset_ids[in_mesh].tolist(), dataset_first[in_mesh].tolist(), strict=True))
+    representative_of = dict(zip(dataset_ids[in_mesh].tolist(), representative[in_mesh].tolist(), strict=True))
+    for dataset, status_code in zip(dataset_ids[in_mesh].tolist(), dataset_code[in_mesh].tolist(), strict=True):
+        dataset_ref = arrays.mesh_refs[dataset]
         product_ref = str(MeshRef.parse(dataset_ref).product_ref())
         product = graph.products.get(product_ref, {})
-        path = items[("dataset", graph.label(dataset))].path
-        note(product_ref, "product", status, f"its dataset {dataset_ref} is {status.replace('_', ' ')}", path)
+        status = _CODES[status_code]
+        entities = [("product", product_ref, f"its dataset {dataset_ref} is {status.replace('_', ' ')}")]
         if product.get("owner"):
-            note(f"team:{product['owner']}", "team", status, f"owns {product_ref}", path)
-        for consumer in product.get("consumers", []):
-            note(consumer if consumer.startswith("mesh://") else f"consumer:{consumer}", "consumer", status,
-                 f"consumes {product_ref}", path)
+            entities.append(("team", f"team:{product['owner']}", f"owns {product_ref}"))
+        entities += [("consumer", c if c.startswith("mesh://") else f"consumer:{c}", f"consumes {product_ref}")
+                     for c in product.get("consumers", [])]
         if product.get("contract"):
-            note(product["contract"], "contract", status, f"the contract of {product_ref}", path)
-    ordered = sorted(items.values(), key=lambda i: (-STATUS_ORDER[i.status], i.kind, i.ref))
-    source = graph.label(key, column)
-    return LineageResult(source=source, change=change, items=ordered, counts=_counts(ordered),
-                         mermaid=_mermaid(explained, source), citations=[source] + [i.ref for i in ordered
-                                                                                              if i.ref.startswith("mesh://")])
+            entities.append(("contract", product["contract"], f"the contract of {product_ref}"))
+        for kind, ref, reason in entities:
+            current = mesh_items.get((kind, ref))
+            if current is None or status_code > current[0] or \
+                    status_code == current[0] and dataset_rank[dataset] < dataset_rank[current[1]]:
+                mesh_items[(kind, ref)] = (status_code, dataset, reason)
+    mesh_list = list(mesh_items.items())
+    for kind in ("product", "team", "consumer", "contract"):
+        of_kind = [i for i, ((k, _), _) in enumerate(mesh_list) if k == kind]
+        candidates.add(kind, np.array([mesh_list[i][1][0] for i in of_kind]),
+                       np.array([dataset_rank[mesh_list[i][1][1]] for i in of_kind]), np.array(of_kind))
+
+    counts, chosen, more = candidates.chosen(limit)
+    status_of = dict.fromkeys(nodes[reach.broken].tolist(), "broken")
+    items = []
+    for kind, status_code, payload in chosen:
+        status = _CODES[status_code]
+        if kind == "column" and status_code == 0:
+            dataset = int(arrays.declared_dataset[payload])
+            items.append(ImpactItem(ref=arrays.label(dataset, arrays.declared_field[payload].as_py()),
+                                    kind="column", status=status, reason="not derived from the changed column"))
+        elif kind == "column":
+            items.append(ImpactItem(ref=explainer.name(payload), kind=kind, status=status,
+                                    reason=_reason(explainer, payload), path=explainer.path(payload)))
+        elif kind == "dataset":
+            is_whole = arrays.kind_of(payload) == "dataset"
+            items.append(ImpactItem(ref=explainer.name(arrays.dataset_of_node(payload)), kind=kind,
+                                    status=status, reason=_reason(explainer, payload) if is_whole
+                                    else "holds affected columns", path=explainer.path(payload)))
+        elif kind == "job":
+            node = int(nodes[payload])
+            if arrays.kind_of(node) == "job":
+                previous = explainer.hop(node)[0]
+                items.append(ImpactItem(ref=arrays.job_name(node), kind=kind, status=status, path=explainer.path(node),
+                                        reason=f"reads {explainer.name(previous)}; writes no dataset the events name"))
+            else:
+                previous, _, _, job = explainer.hop(node)
+                items.append(ImpactItem(ref=job, kind=kind, status=status, reason=f"reads {explainer.name(previous)}",
+                                        path=explainer.path(node)))
+        else:
+            (_, ref), (_, dataset, reason) = mesh_list[payload]
+            items.append(ImpactItem(ref=ref, kind=kind, status=status, reason=reason,
+                                    path=explainer.path(representative_of[dataset])))
+    ordered = sorted(items, key=lambda i: (-STATUS_ORDER[i.status], i.kind, i.ref))
+    return LineageResult(source=source, change=change, items=ordered, counts=counts, more=more,
+                         mermaid=explainer.mermaid(source, status_of, "at_risk" if change else "affected"),
+                         citations=[source] + [i.ref for i in ordered if i.ref.startswith("mesh://")])
 
 
-def upstream(urn: str, column: str | None = None, depth: int | None = None, workspace: Any = None) -> LineageResult:
-    """Everything a dataset or column is derived from (for root causes)."""
+def upstream(urn: str, column: str | None = None, depth: int | None = None, workspace: Any = None,
+             limit: int | None = None) -> LineageResult:
+    """Everything a dataset or column is derived from (for root causes): columns, datasets and the jobs
+    that write them, nearest first."""
     graph = _graph(workspace)
     key, column = graph.resolve(urn, column)
-    seen = graph.walk(_starts(graph, key, column), downstream=False, depth=depth)
-    items = {}
-    explained = Explained(seen, graph, downstream=False)
-    for node, (previous, edge, _) in seen.items():
-        if previous is None:
-            continue
-        path = explained.path(node)
-        dataset = node[0] if isinstance(node, tuple) else node
-        if isinstance(node, tuple):
-            items[graph.name(node)] = ImpactItem(ref=graph.name(node), kind="column", status="affected",
-                                                 reason=f"{edge.kind.lower()} {edge.subtype.lower()} source".replace("  ", " "), path=path)
-        dataset_label = graph.label(dataset)
-        items.setdefault(dataset_label, ImpactItem(
-            ref=dataset_label, kind="dataset", status="affected", path=path,
-            reason=f"read by {edge.job}, which writes {graph.name(previous)}" if edge.kind == "JOB"
-            else "an upstream source"))
-        items.setdefault(f"job:{edge.job}", ImpactItem(ref=edge.job, kind="job", status="affected", path=path,
-                                                       reason=f"writes {graph.name(previous)}"))
-    ordered = sorted(items.values(), key=lambda i: (i.kind, i.ref))
     source = graph.label(key, column)
-    return LineageResult(source=source, items=ordered, counts=_counts(ordered),
-                         mermaid=_mermaid(explained, source),
+    start = graph.node(key, column)
+    if start is None:
+        return LineageResult(source=source, items=[], counts={}, mermaid=f'graph LR\n  {_id(source)}["{source}"]',
+                             citations=[source])
+    arrays = graph.arrays()
+    reach = Reach(arrays, start, downstream=False, depth=depth)
+    nodes = reach.nodes
+    rank = np.arange(len(nodes))
+    candidates = _Candidates([], [], [], [])
+    is_column = nodes < arrays.c
+    candidates.add("column", np.ones(int(is_column.sum())), rank[is_column], nodes[is_column])
+    dataset_ids, first = _first(arrays.dataset_of(nodes))
+    keep = dataset_ids >= 0
+    candidates.add("dataset", np.ones(int(keep.sum())), first[keep], nodes[first[keep]])
+    job_of = reach.jobs_of(nodes, reach.hops, reach.predecessors)
+    _, first = _first(job_of)
+    candidates.add("job", np.ones(len(first)), first, nodes[first])
+    counts, chosen, more = candidates.chosen(limit)
+    explainer = _Explainer(graph, reach)
+    items = []
+    for kind, _, node in chosen:
+        previous, hop_kind, subtype, job = explainer.hop(node)
+        path = explainer.path(node)
+        if kind == "column":
+            reason = f"{KIND_NAMES[hop_kind].lower()} {subtype.lower()} source".replace("  ", " ")
+            items.append(ImpactItem(ref=explainer.name(node), kind=kind, status="affected", reason=reason, path=path))
+        elif kind == "dataset":
+            reason = f"read by {job}, which writes {explainer.name(previous)}" if KIND_NAMES[hop_kind] == "JOB" \
+                else "an upstream source"
+            items.append(ImpactItem(ref=explainer.name(arrays.dataset_of_node(node)), kind=kind,
+                                    status="affected", reason=reason, path=path))
+        else:
+            items.append(ImpactItem(ref=job, kind=kind, status="affected", reason=f"writes {explainer.name(previous)}",
+                                    path=path))
+    ordered = sorted(items, key=lambda i: (i.kind, i.ref))
+    return LineageResult(source=source, items=ordered, counts=counts, more=more, mermaid=explainer.mermaid(source),
                          citations=[source] + [i.ref for i in ordered if i.ref.startswith("mesh://")])
 
 
@@ -223,34 +346,50 @@ def paths(a: str, b: str, max_paths: int = 20, workspace: Any = None) -> Lineage
     graph = _graph(workspace)
     start_key, start_column = graph.resolve(a, None)
     end_key, end_column = graph.resolve(b, None)
+    source = f"{graph.label(start_key, start_column)} -> {graph.label(end_key, end_column)}"
+    citations = [graph.label(start_key, start_column), graph.label(end_key, end_column)]
+    start, end = graph.node(start_key, start_column), graph.node(end_key, end_column)
     found: list[list[tuple[str, str, str]]] = []  # each path: hops (from, to, how)
+    if start is not None and end is not None:
+        arrays = graph.arrays()
+        hops = arrays.down
+        indptr, indices = hops.matrix.indptr, hops.matrix.indices
+        end_dataset = arrays.dataset_of_node(end)
+        # Only nodes that can reach the end are worth a visit.
+        towards, _ = arrays.walk(arrays.up, end, None)
+        useful = np.zeros(arrays.n, dtype=bool)
+        useful[towards] = True
+        explainer = _Explainer(graph)
 
-    def done(node: Any) -> bool:
-        if isinstance(node, JobNode):
-            return False
-        dataset = node[0] if isinstance(node, tuple) else node
-        return dataset == end_key and (end_column is None or (isinstance(node, tuple) and node[1] == end_column))
+        def done(node: int) -> bool:
+            if end_column is None:
+                return arrays.dataset_of_node(node) == end_dataset
+            return node == end
 
-    def visit(node: Any, trail: list[tuple[str, str, str]], on_path: set) -> None:
-        if len(found) >= max_paths:
-            return
-        if done(node) and trail:
-            found.append(trail)
-            return
-        for edge in graph.neighbours(node, downstream=True):
-            if edge.target not in on_path:
-                hop = (graph.name(node), graph.name(edge.target), _hop_text(edge))
-                visit(edge.target, [*trail, hop], on_path | {edge.target})
+        def visit(node: int, trail: list[tuple[str, str, str]], on_path: set[int]) -> None:
+            if len(found) >= max_paths:
+                return
+            if trail and done(node):
+                found.append(trail)
+                return
+            for at in range(indptr[node], indptr[node + 1]):
+                target = int(indices[at])
+                if target in on_path or not useful[target]:
+                    continue
+                kind = KIND_NAMES[hops.kind[at]]
+                if kind == "START":
+                    visit(target, trail, on_path | {target})
+                    continue
+                how = _hop_text(kind, arrays.subtypes[hops.subtype[at]], arrays.jobs[hops.job[at]],
+                                arrays.kind_of(node) == "column", arrays.kind_of(target) == "dataset")
+                visit(target, [*trail, (explainer.name(node), explainer.name(target), how)], on_path | {target})
 
-    for start in _starts(graph, start_key, start_column):
-        graph.prefetch([start], downstream=True)
         visit(start, [], {start})
     items = [ImpactItem(ref=f"path {i + 1}", kind="path", status="affected", reason=f"{len(p)} hop(s)",
-                        path=[f"{a} -[{how}]-> {b}" for a, b, how in p]) for i, p in enumerate(found)]
-    lines = ["graph LR"] + [f'  {_id(a)}["{a}"] --> {_id(b)}["{b}"]' for p in found for a, b, _ in p]
-    return LineageResult(source=f"{graph.label(start_key, start_column)} -> {graph.label(end_key, end_column)}",
-                         items=items, counts={"paths": len(found)}, mermaid="\n".join(dict.fromkeys(lines)),
-                         citations=[graph.label(start_key, start_column), graph.label(end_key, end_column)])
+                        path=[f"{x} -[{how}]-> {y}" for x, y, how in p]) for i, p in enumerate(found)]
+    lines = ["graph LR"] + [f'  {_id(x)}["{x}"] --> {_id(y)}["{y}"]' for p in found for x, y, _ in p]
+    return LineageResult(source=source, items=items, counts={"paths": len(found)}, mermaid="\n".join(dict.fromkeys(lines)),
+                         citations=citations)
 
 
 def _counts(items: list[ImpactItem]) -> dict[str, int]:
@@ -261,23 +400,7 @@ def _counts(items: list[ImpactItem]) -> dict[str, int]:
 
 
 def _id(text: str) -> str:
-    return "n" + "".join(ch if ch.isalnum() else "_" for ch in text)[-60:]
-
-
-def _mermaid(explained: Explained, source: str) -> str:
-    graph = explained.graph
-    lines = ["graph LR", f'  {_id(source)}["{source}"]:::source']
-    for node, (previous, edge, _) in explained.seen.items():
-        if previous is None:
-            continue
-        a, b = (graph.name(previous), graph.name(node))
-        if not explained.downstream:
-            a, b = b, a
-        lines.append(f'  {_id(a)}["{a}"] -->|{edge.subtype.lower() or edge.kind.lower()}| {_id(b)}["{b}"]')
-        lines.append(f"  class {_id(graph.name(node))} {explained.status(node)}")
-    lines += ["  classDef source fill:#cde,stroke:#357", "  classDef broken fill:#f99,stroke:#900",
-              "  classDef at_risk fill:#fd8,stroke:#a60", "  classDef affected fill:#eee,stroke:#888"]
-    return "\n".join(dict.fromkeys(lines))
+    return "n" + re.sub(r"\W", "_", text)[-60:]
 
 
 def _graph(workspace: Any) -> LineageGraph:

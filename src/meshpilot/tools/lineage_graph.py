@@ -1,15 +1,19 @@
-"""The lineage graph as the workspace index holds it, read as a walk reaches it.
+"""The lineage graph of the workspace index: how a dataset or column is named and found, and what the
+mesh knows about it (its catalog dataset, columns, product), read from the index as a question needs it.
 
-Nodes are columns `(dataset key, field)`, whole datasets (a dataset key, "<namespace>/<name>" as events
-name it) and jobs (`JobNode`, for a job that reads what the walk reached but writes nothing known).
-Three kinds of hop join them:
+A walk over the whole graph runs in memory (`lineage_reach`); this module resolves what a user writes
+to the node a walk starts at, and gives the few lookups other tools make one hop at a time (incident
+triage: column edges upstream, dataset neighbours).
+
+Three kinds of hop join the nodes (columns, whole datasets, jobs):
 - a column edge from a column-lineage facet (DIRECT, or INDIRECT: a filter, join, grouping);
 - a job hop (kind JOB) from a dataset a job reads to each dataset it writes, where the job sent no
   column lineage for that output: dataset-level lineage from the job's inputs and outputs, as Marquez
   draws it. Column lineage, where a job sends it, says exactly which inputs an output uses, so it
   replaces the job hop for that output;
 - a whole-dataset hop: a JOIN, FILTER or GROUP_BY use changes which rows a job writes, so its output
-  dataset is reached as a whole (every column of it, and everything its readers write, is at risk).
+  dataset is reached as a whole; from a dataset reached as a whole, every dataset a job writes from it
+  is reached as a whole too.
 """
 
 from __future__ import annotations
@@ -23,25 +27,15 @@ from typing import Any
 from meshpilot.errors import InvalidArgumentError, NotFoundError
 from meshpilot.mesh.model import MeshRef
 from meshpilot.mesh.store import MeshStore
+from meshpilot.tools import lineage_reach
+from meshpilot.tools.lineage_reach import LineageArrays
 
 ColumnKey = tuple[str, str]  # (dataset key, field); dataset key = "<namespace>/<name>"
 
-# INDIRECT uses that decide which rows a job writes (OpenLineage's subtypes): a change to such a column
-# reaches the job's whole output. SORT, WINDOW and CONDITIONAL stay with the output column they feed.
-ROW_DECIDING = ("JOIN", "FILTER", "GROUP_BY")
-
-
-@dataclass(frozen=True)
-class JobNode:
-    """A job reached by a walk: it reads what was reached and writes nothing the events name."""
-
-    name: str  # "<namespace>/<name>"
-
-
 @dataclass
 class Edge:
-    source: Any  # a column key, or a dataset key for hops from a whole dataset
-    target: Any  # a column key, a dataset key (the whole dataset) or a JobNode
+    source: Any  # a column key
+    target: Any  # a column key, or a dataset key (the whole dataset)
     kind: str  # DIRECT, INDIRECT or JOB
     subtype: str
     job: str
@@ -83,22 +77,29 @@ class BatchLookup(Mapping[Any, Any]):
         return sum(1 for v in self._known.values() if v is not None)
 
 
+def _splits(text: str, kind: str = "dataset") -> tuple[str, list[tuple[str, str]]]:
+    """The name `text` gives (without a Marquez node id's prefix) and every (namespace, name) it can be
+    split into."""
+    prefix = f"{kind}:"
+    body, separator = (text[len(prefix):], ":") if text.startswith(prefix) else (text, "/")
+    return body, sorted({(body[:at], body[at + 1:]) for at, ch in enumerate(body) if ch == separator})
+
+
 def find_event_datasets(con: Any, text: str, kind: str = "dataset") -> list[tuple[str, str]]:
     """The (namespace, name) of the datasets (or jobs) events name that `text` can mean: namespace and
     name joined by '/' or as in Marquez's node ids ('dataset:<namespace>:<name>', 'job:...'), or a name
     alone. Namespaces and names may themselves hold ':' and '/', so every split is tried against what is
     known; an exact split wins over a bare name."""
-    candidates: set[tuple[str, str]] = set()
-    prefix = f"{kind}:"
-    body, separator = (text[len(prefix):], ":") if text.startswith(prefix) else (text, "/")
-    for at in [i for i, ch in enumerate(body) if ch == separator]:
-        candidates.add((body[:at], body[at + 1:]))
+    body, pairs = _splits(text, kind)
     rows = con.execute(
-        """SELECT DISTINCT namespace, name FROM lineage_nodes WHERE kind = $kind AND (name = $text
-             OR list_contains($pairs, struct_pack(ns := namespace, n := name)))
+        """SELECT DISTINCT namespace, name FROM (
+             SELECT n.namespace, n.name FROM lineage_nodes n
+               JOIN (SELECT unnest($ns) AS ns, unnest($names) AS name) p ON n.namespace = p.ns AND n.name = p.name
+               WHERE n.kind = $kind
+             UNION ALL SELECT namespace, name FROM lineage_nodes WHERE kind = $kind AND name = $text)
            ORDER BY ALL""",
-        {"kind": kind, "text": body, "pairs": [{"ns": ns, "n": name} for ns, name in candidates]}).fetchall()
-    exact = [(ns, name) for ns, name in rows if (ns, name) in candidates]
+        {"kind": kind, "text": body, "ns": [p[0] for p in pairs], "names": [p[1] for p in pairs]}).fetchall()
+    exact = [(ns, name) for ns, name in rows if (ns, name) in set(pairs)]
     return exact or [(ns, name) for ns, name in rows if name == body]
 
 
@@ -106,23 +107,20 @@ _FRONTIER = "(SELECT unnest($ns) AS ns, unnest($name) AS name, unnest(range(len(
 
 
 class LineageGraph:
-    """Column edges, job inputs and outputs and the datasets events name, with the mesh entities they
-    belong to, read from the workspace index a frontier of nodes at a time, so a question costs what it
-    reaches.
+    """The datasets events name and the mesh entities they belong to, read from the workspace index a
+    frontier of nodes at a time (a question costs what it reaches), and the whole graph in memory for
+    walks (`arrays`).
 
     `mesh_ref` maps a dataset key to the catalog dataset it is (a catalog dataset with no namespace
     matches any), `dataset_key` the other way.
     """
 
-    def __init__(self, connection: Any):  # a DuckDB cursor of its own over the index
+    def __init__(self, connection: Any, index_path: Any = None):  # a DuckDB cursor of its own over the index
         self._con = connection
+        self._index_path = index_path
+        self._arrays: LineageArrays | None = None
         self._parts: dict[str, tuple[str, str]] = {}  # dataset key -> (namespace, name)
-        self.down = BatchLookup(lambda nodes: self._column_edges(nodes, downstream=True), missing=())
-        self.up = BatchLookup(lambda nodes: self._column_edges(nodes, downstream=False), missing=())
-        self.whole_down = BatchLookup(lambda keys: self._whole_dataset_edges(keys, downstream=True), missing=())
-        self.whole_up = BatchLookup(lambda keys: self._whole_dataset_edges(keys, downstream=False), missing=())
-        self.jobs_down = BatchLookup(lambda keys: self._job_hops(keys, downstream=True), missing=())
-        self.jobs_up = BatchLookup(lambda keys: self._job_hops(keys, downstream=False), missing=())
+        self.up = BatchLookup(self._column_edges_up, missing=())  # column -> the column edges into it
         self.dataset_down = BatchLookup(lambda keys: self._dataset_edges(keys, downstream=True), missing=())
         self.dataset_up = BatchLookup(lambda keys: self._dataset_edges(keys, downstream=False), missing=())
         self.mesh_ref = BatchLookup(self._mesh_refs)
@@ -133,7 +131,24 @@ class LineageGraph:
 
     @classmethod
     def from_store(cls, store: MeshStore) -> LineageGraph:
-        return cls(store.cursor())
+        return cls(store.cursor(), store.path)
+
+    def arrays(self) -> LineageArrays:
+        """The whole graph in memory, for walks (read once per process and index file)."""
+        if self._arrays is None:
+            self._arrays = lineage_reach.load(self._con, self._index_path)
+        return self._arrays
+
+    def node(self, key: str, column: str | None) -> int | None:
+        """The node a walk from this dataset key (and column) starts at; None where no lineage names it."""
+        arrays = self.arrays()
+        dataset = arrays.find_dataset(*self.parts(key))
+        if dataset is None:
+            return None
+        if column is None:
+            return arrays.start(dataset)
+        node = arrays.find_column(dataset, column)
+        return node if node is not None else arrays.bare(dataset)
 
     def column(self, namespace: str, name: str, field: str) -> ColumnKey:
         """The node of a column as events name it (namespace, dataset name, field)."""
@@ -159,57 +174,24 @@ class LineageGraph:
         return Edge((self.key(s_ns, s_name), s_field), (target_dataset, t_field) if t_field else target_dataset,
                     kind or "DIRECT", subtype or "", job)
 
-    def _column_edges(self, nodes: list[ColumnKey], downstream: bool) -> dict[ColumnKey, list[Edge]]:
+    def _column_edges_up(self, nodes: list[ColumnKey]) -> dict[ColumnKey, list[Edge]]:
         frontier = self._frontier([n[0] for n in nodes])
         frontier["field"] = [n[1] for n in nodes]
         keyed = """(SELECT hash(ns, name, field) AS k, hash(ns, name) AS d, i FROM (SELECT unnest($ns) AS ns,
                        unnest($name) AS name, unnest($field) AS field, unnest(range(len($ns))) AS i)) f"""
-        if downstream:
-            query = f"SELECT e.*, f.i FROM column_edges e JOIN {keyed} ON e.source_key = f.k"
-        else:
-            # Upstream, a dataset-level use (a filter or join key with no output field) decides the rows
-            # of every column of its output.
-            query = f"""SELECT e.*, f.i FROM column_edges e JOIN {keyed} ON e.target_key = f.k
-                        UNION ALL
-                        SELECT e.*, f.i FROM column_edges e JOIN {keyed} ON e.target_dataset = f.d
-                        WHERE e.target_field IS NULL"""
+        # A dataset-level use (a filter or join key with no output field) decides the rows of every column
+        # of its output.
+        query = f"""SELECT e.*, f.i FROM column_edges e JOIN {keyed} ON e.target_key = f.k
+                    UNION ALL
+                    SELECT e.*, f.i FROM column_edges e JOIN {keyed} ON e.target_dataset = f.d
+                    WHERE e.target_field IS NULL"""
         found: dict[ColumnKey, list[Edge]] = {}
         for row in self._con.execute(f"{query} ORDER BY ALL", frontier).fetchall():
             node = nodes[row[-1]]
-            namespace, name, field = row[0:3] if downstream else row[3:6]
+            namespace, name, field = row[3:6]
             # The integer keys are hashes: the names decide (a collision must not add an edge).
-            if (namespace, name) == self.parts(node[0]) and (field == node[1] or (field is None and not downstream)):
+            if (namespace, name) == self.parts(node[0]) and field in (node[1], None):
                 found.setdefault(node, []).append(self._edge(row))
-        return found
-
-    def _whole_dataset_edges(self, keys: list[str], downstream: bool) -> dict[str, list[Edge]]:
-        """The column edges from (downstream) or into (upstream) any column of these datasets."""
-        mine = "source" if downstream else "target"
-        rows = self._con.execute(
-            f"""SELECT e.*, f.i FROM column_edges e
-                JOIN (SELECT hash(ns, name) AS d, ns, name, i FROM {_FRONTIER}) f ON e.{mine}_dataset = f.d
-                ORDER BY ALL""", self._frontier(keys)).fetchall()
-        found: dict[str, list[Edge]] = {}
-        offset = 0 if downstream else 3
-        for row in rows:
-            if tuple(row[offset:offset + 2]) == self.parts(keys[row[-1]]):
-                found.setdefault(keys[row[-1]], []).append(self._edge(row))
-        return found
-
-    def _job_hops(self, keys: list[str], downstream: bool) -> dict[str, list[tuple[str, str | None, bool]]]:
-        """For each dataset: (job, dataset on the other side or None, whether the job sent column lineage
-        for its output) for each job that reads it (downstream) or writes it (upstream). A job that reads
-        and writes nothing else gives one row with None."""
-        rows = self._con.execute(
-            f"""SELECT f.i, h.job, h.other_namespace, h.other_name, h.precise FROM job_hops h
-                JOIN (SELECT hash(ns, name) AS d, ns, name, i FROM {_FRONTIER}) f ON h.dataset = f.d
-                WHERE h.direction = $direction AND h.namespace = f.ns AND h.name = f.name ORDER BY ALL""",
-            {**self._frontier(keys), "direction": "down" if downstream else "up"}).fetchall()
-        found: dict[str, list[tuple[str, str | None, bool]]] = {}
-        for i, job, namespace, name, precise in rows:
-            other_key = self.key(namespace, name) if name is not None else None
-            if other_key != keys[i]:
-                found.setdefault(keys[i], []).append((job, other_key, precise))
         return found
 
     def _dataset_edges(self, keys: list[str], downstream: bool) -> dict[str, list[str]]:
@@ -276,13 +258,16 @@ class LineageGraph:
                           "contract": contract}
         return found
 
-    def _in_edges(self, key: str, column: str) -> bool:
-        """Whether column lineage names this column (producers' schema facets can leave columns out)."""
-        namespace, name = self.parts(key)
-        return self._con.execute(
-            """SELECT count(*) > 0 FROM column_edges WHERE (source_namespace = $ns AND source_name = $n
-                 AND source_field = $c) OR (target_namespace = $ns AND target_name = $n AND target_field = $c)""",
-            {"ns": namespace, "n": name, "c": column}).fetchone()[0]
+    def _known_column(self, key: str, column: str | None) -> tuple[list[str], bool]:
+        """The columns a dataset declares, and whether column lineage names `column` (producers' schema
+        facets can leave columns out)."""
+        if column is None:
+            return [], False
+        node = self.node(key, column)
+        if node is None:  # a catalog dataset no lineage names
+            return self.columns_of(key), False
+        arrays = self.arrays()
+        return arrays.declared_columns(arrays.dataset_of_node(node)), arrays.kind_of(node) == "column"
 
     def columns_of(self, key: str) -> list[str]:
         """A dataset's columns: its catalog dataset's, else the newest schema facet's."""
@@ -297,11 +282,6 @@ class LineageGraph:
             return str(MeshRef.parse(ref).with_column(column)) if column else ref
         return f"{dataset_key}#{column}" if column else dataset_key
 
-    def name(self, node: Any) -> str:
-        if isinstance(node, JobNode):
-            return f"job {node.name}"
-        return self.label(*node) if isinstance(node, tuple) else self.label(node)
-
     def resolve(self, text: str, column: str | None = None) -> tuple[str, str | None]:
         """A dataset key (and column) from a mesh:// dataset or column reference, or from a dataset as
         events name it: `<namespace>/<name>`, Marquez's `dataset:<namespace>:<name>`, or its name alone
@@ -310,8 +290,8 @@ class LineageGraph:
             key, column = self._resolve_mesh(text, column)
         else:
             key, column = self._resolve_event_name(text, column)
-        known = self.columns_of(key)
-        if column and known and column not in known and not self._in_edges(key, column):
+        known, named = self._known_column(key, column)
+        if column and known and column not in known and not named:
             close = difflib.get_close_matches(column, known, n=1)
             raise NotFoundError(f"No column '{column}' in {self.label(key)}.",
                                 hint=f"Did you mean '{close[0]}'?" if close else f"Its columns: {', '.join(known)}.")
@@ -351,56 +331,8 @@ class LineageGraph:
                                  "or dataset:<namespace>:<name>; `meshpilot datasets list --lineage` lists them.")
 
     def find_datasets(self, text: str) -> list[tuple[str, str]]:
+        # An exact (namespace, name) split, looked up in memory, spares the index a scan of every name.
+        exact = [pair for pair in _splits(text)[1] if self.arrays().find_dataset(*pair) is not None]
+        if exact:
+            return exact
         return find_event_datasets(self._con, text)
-
-    # --- walking ---------------------------------------------------------------------------------------
-
-    def neighbours(self, node: Any, downstream: bool) -> list[Edge]:
-        """The hops out of a node, in the walk's direction (see the module's docstring)."""
-        if isinstance(node, JobNode):
-            return []
-        hops: list[Edge] = []
-        if isinstance(node, tuple):
-            dataset, whole = node[0], False
-            for edge in (self.down if downstream else self.up).get(node, ()):
-                hops.append(edge)
-                if downstream and edge.kind == "INDIRECT" and edge.subtype in ROW_DECIDING \
-                        and isinstance(edge.target, tuple):
-                    hops.append(Edge(node, edge.target[0], edge.kind, edge.subtype, edge.job))
-        else:
-            dataset, whole = node, True
-            hops += (self.whole_down if downstream else self.whole_up).get(node, ())
-        for job, other, precise in (self.jobs_down if downstream else self.jobs_up).get(dataset, ()):
-            if precise and not whole:
-                continue  # the job's column lineage says which columns it uses: the column edges above
-            if downstream:
-                hops.append(Edge(node, other if other is not None else JobNode(job), "JOB", "READS", job))
-            elif other is not None:
-                hops.append(Edge(other, node, "JOB", "READS", job))
-        return hops
-
-    def prefetch(self, level: list[Any], downstream: bool) -> None:
-        columns = [n for n in level if isinstance(n, tuple)]
-        wholes = [n for n in level if isinstance(n, str)]
-        (self.down if downstream else self.up).prefetch(columns)
-        (self.whole_down if downstream else self.whole_up).prefetch(wholes)
-        (self.jobs_down if downstream else self.jobs_up).prefetch([n[0] for n in columns] + wholes)
-
-    def walk(self, starts: list[Any], downstream: bool, depth: int | None) -> dict[Any, tuple[Any, Edge | None, int]]:
-        """Breadth-first from `starts` (column keys and dataset keys): node -> (previous node, edge taken,
-        hops)."""
-        seen: dict[Any, tuple[Any, Edge | None, int]] = {s: (None, None, 0) for s in starts}
-        # Level by level, in the order nodes were reached: the same order as one queue, with one query
-        # per kind of hop per level for all its nodes.
-        level, hops = list(dict.fromkeys(starts)), 0
-        while level and (depth is None or hops < depth):
-            self.prefetch(level, downstream)
-            reached = []
-            for node in level:
-                for edge in self.neighbours(node, downstream):
-                    nxt = edge.target if downstream else edge.source
-                    if nxt not in seen:
-                        seen[nxt] = (node, edge, hops + 1)
-                        reached.append(nxt)
-            level, hops = reached, hops + 1
-        return seen
