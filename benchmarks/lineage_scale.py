@@ -34,6 +34,7 @@ from meshpilot.mesh.files import LocatedDocument
 from meshpilot.mesh.store import MeshStore
 from meshpilot.mesh.workspace import Workspace, validate_event
 from meshpilot.server.lineage_http import LineageLog
+from meshpilot.tools import lineage_reach
 from meshpilot.tools.lineage import impact, upstream
 from meshpilot.tools.lineage_graph import LineageGraph
 from meshpilot.tools.lineage_reach import LineageArrays, saved_path
@@ -125,6 +126,7 @@ def main() -> None:
         started = time.perf_counter()
         graph.arrays()
         arrays_build_s = time.perf_counter() - started
+        lineage_reach.saved()
         started = time.perf_counter()
         LineageArrays.read(saved_path(graph_index))
         arrays_read_s = time.perf_counter() - started
