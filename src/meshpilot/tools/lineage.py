@@ -159,12 +159,6 @@ class _Candidates:
             len(order_key) - len(picked)
 
 
-def _first(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values and the position of the first of each."""
-    distinct, first = np.unique(values, return_index=True)
-    return distinct, first
-
-
 def _worst_first(groups: np.ndarray, size: int, code: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct groups (integers below `size`), and for each the rank of its member with the worst
     status code, the earliest of those (one pass, no sort)."""
@@ -186,8 +180,9 @@ def impact(urn: str, column: str | None = None, change: str | None = None, depth
         raise InvalidArgumentError(f"Unknown change '{change}'.", hint=f"Use one of: {', '.join(CHANGES)}.")
     graph = graph or _graph(workspace)
     key, column = graph.resolve(urn, column)
-    source = graph.label(key, column)
     start = graph.node(key, column)
+    source = graph.label(key, column) if start is None else graph.arrays().label(graph.arrays().dataset_of_node(start),
+                                                                                  column)
     if start is None:
         return LineageResult(source=source, change=change, items=[], counts={}, mermaid=f"graph LR\n  {_id(source)}"
                              f'["{source}"]:::source', citations=[source])
@@ -301,8 +296,9 @@ def upstream(urn: str, column: str | None = None, depth: int | None = None, work
     that write them, nearest first."""
     graph = _graph(workspace)
     key, column = graph.resolve(urn, column)
-    source = graph.label(key, column)
     start = graph.node(key, column)
+    source = graph.label(key, column) if start is None else graph.arrays().label(graph.arrays().dataset_of_node(start),
+                                                                                  column)
     if start is None:
         return LineageResult(source=source, items=[], counts={}, mermaid=f'graph LR\n  {_id(source)}["{source}"]',
                              citations=[source])
@@ -313,12 +309,13 @@ def upstream(urn: str, column: str | None = None, depth: int | None = None, work
     candidates = _Candidates([], [], [], [])
     is_column = nodes < arrays.c
     candidates.add("column", np.ones(int(is_column.sum())), rank[is_column], nodes[is_column])
-    dataset_ids, first = _first(arrays.dataset_of(nodes))
-    keep = dataset_ids >= 0
-    candidates.add("dataset", np.ones(int(keep.sum())), first[keep], nodes[first[keep]])
-    job_of = reach.jobs_of(nodes, reach.hops, reach.predecessors)
-    _, first = _first(job_of)
-    candidates.add("job", np.ones(len(first)), first, nodes[first])
+    affected = np.ones(len(nodes), dtype=np.int64)
+    datasets = arrays.dataset_of(nodes)
+    in_dataset = np.flatnonzero(datasets >= 0)
+    _, first = _worst_first(datasets[in_dataset] - arrays.c, arrays.d, affected[in_dataset], in_dataset)
+    candidates.add("dataset", affected[first], first, nodes[first])
+    _, first = _worst_first(reach.jobs_of(nodes, reach.hops, reach.predecessors), arrays.j, affected, rank)
+    candidates.add("job", affected[first], first, nodes[first])
     counts, chosen, more = candidates.chosen(limit)
     explainer = _Explainer(graph, reach)
     items = []

@@ -400,14 +400,13 @@ class LineageArrays:
     def dataset_of(self, nodes: np.ndarray) -> np.ndarray:
         """The whole-dataset node of each column, dataset, dataset start or bare column node (-1 for job
         ends)."""
-        nodes = np.asarray(nodes)
-        out = np.full(nodes.shape, -1, dtype=np.int64)
-        columns = nodes < self.c
-        out[columns] = self.column_dataset[nodes[columns]]
-        for group in range(3):  # whole datasets, dataset starts, bare columns: one block of d each
-            low = self.c + group * self.d
-            inside = (nodes >= low) & (nodes < low + self.d)
-            out[inside] = nodes[inside] - group * self.d
+        nodes = np.asarray(nodes, dtype=np.int64)
+        if not self.d:
+            return np.full(nodes.shape, -1, dtype=np.int64)
+        # Whole datasets, dataset starts and bare columns are three blocks of d nodes each, in one order.
+        out = np.where(nodes < self.c, self.column_dataset[np.clip(nodes, 0, max(self.c - 1, 0))] if self.c else -1,
+                       self.c + (nodes - self.c) % self.d)
+        out[nodes >= self.c + 3 * self.d] = -1
         return out
 
     def find_dataset(self, namespace: str | None, name: str) -> int | None:
