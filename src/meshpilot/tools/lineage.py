@@ -171,6 +171,14 @@ def _worst_first(groups: np.ndarray, size: int, code: np.ndarray, rank: np.ndarr
     return present, best[present] % span
 
 
+def _source(graph: LineageGraph, key: str, column: str | None, start: int | None) -> str:
+    """How a result names where its walk starts."""
+    if start is None:
+        return graph.label(key, column)
+    arrays = graph.arrays()
+    return arrays.label(arrays.dataset_of_node(start), column)
+
+
 def impact(urn: str, column: str | None = None, change: str | None = None, depth: int | None = None,
            workspace: Any = None, graph: LineageGraph | None = None, limit: int | None = None) -> LineageResult:
     """Everything downstream of a dataset or column, classified for a proposed change: its columns,
@@ -181,8 +189,7 @@ def impact(urn: str, column: str | None = None, change: str | None = None, depth
     graph = graph or _graph(workspace)
     key, column = graph.resolve(urn, column)
     start = graph.node(key, column)
-    source = graph.label(key, column) if start is None else graph.arrays().label(graph.arrays().dataset_of_node(start),
-                                                                                  column)
+    source = _source(graph, key, column, start)
     if start is None:
         return LineageResult(source=source, change=change, items=[], counts={}, mermaid=f"graph LR\n  {_id(source)}"
                              f'["{source}"]:::source', citations=[source])
@@ -297,8 +304,7 @@ def upstream(urn: str, column: str | None = None, depth: int | None = None, work
     graph = _graph(workspace)
     key, column = graph.resolve(urn, column)
     start = graph.node(key, column)
-    source = graph.label(key, column) if start is None else graph.arrays().label(graph.arrays().dataset_of_node(start),
-                                                                                  column)
+    source = _source(graph, key, column, start)
     if start is None:
         return LineageResult(source=source, items=[], counts={}, mermaid=f'graph LR\n  {_id(source)}["{source}"]',
                              citations=[source])
