@@ -96,10 +96,10 @@ def test_a_pii_detector_that_misses_names_fails_on_real_text(cli, tmp_path: Path
 
 
 def test_an_impact_analysis_that_stops_at_the_first_hop_fails(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from meshpilot.tools import lineage
+    from meshpilot.tools import lineage_reach
 
-    original = lineage.LineageGraph.walk
-    monkeypatch.setattr(lineage.LineageGraph, "walk", lambda self, starts, downstream, depth: original(self, starts, downstream, 1))
+    original = lineage_reach.LineageArrays.walk
+    monkeypatch.setattr(lineage_reach.LineageArrays, "walk", lambda self, hops, start, depth: original(self, hops, start, 1))
     result = cli("evals", "run", "--suite", "lineage", "--report", str(tmp_path))
     assert result.code == 1 and "lineage.downstream_recall: " in result.stderr
 
