@@ -58,21 +58,26 @@ def _client(url: str):
     return OpenLineageClient(transport=HttpTransport(HttpConfig(url=url, retry={"total": 0})))
 
 
-def _send_part(url: str, first: int, count: int, ready: Any) -> None:
+def _send_part(url: str, first: int, count: int, ready: Any, cpu: Any) -> None:
     client = _client(url)
     events = [_event(i) for i in range(first, first + count)]  # built before the clock starts
     ready.wait()
+    started = time.process_time()
     for event in events:
         client.emit(event)
+    with cpu.get_lock():
+        cpu.value += time.process_time() - started
 
 
-def _send(url: str, count: int, clients: int) -> float:
+def _send(url: str, count: int, clients: int) -> tuple[float, float]:
     """Seconds for `clients` concurrent client processes (each its own interpreter, as producers are)
-    to send `count` events between them, timed from when all are ready."""
+    to send `count` events between them, timed from when all are ready; and the CPU seconds the clients
+    spent sending them (on a small machine clients and server share the cores)."""
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(clients + 1)
+    cpu = context.Value("d", 0.0)
     share = count // clients
-    senders = [context.Process(target=_send_part, args=(url, i * share, share, ready)) for i in range(clients)]
+    senders = [context.Process(target=_send_part, args=(url, i * share, share, ready, cpu)) for i in range(clients)]
     for sender in senders:
         sender.start()
     ready.wait(timeout=120)
@@ -82,7 +87,7 @@ def _send(url: str, count: int, clients: int) -> float:
     elapsed = time.perf_counter() - started
     if any(s.exitcode != 0 for s in senders):
         raise SystemExit("a client process failed")
-    return elapsed
+    return elapsed, cpu.value
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -128,9 +133,9 @@ def main() -> None:
                 time.sleep(0.05)
             _send(url, 100 * args.workers, args.workers)  # warm-up: every worker's imports, first validation
             cpu = _cpu_seconds(server.pid)
-            one = _send(url, args.events, 1)
+            one, client_cpu = _send(url, args.events, 1)
             cpu_one = _cpu_seconds(server.pid) - cpu
-            four = _send(url, args.events, 4)
+            four, _ = _send(url, args.events, 4)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -139,6 +144,9 @@ def main() -> None:
         "events_per_measurement": args.events, "one_client_events_per_s": round(args.events / one),
         "four_clients_events_per_s": round(args.events / four), "events_stored": stored,
         "events_acknowledged": 100 * args.workers + 2 * args.events, "server_workers": args.workers, "server_cpu_ms_per_event": round(cpu_one / args.events * 1000, 2),
+        "client_cpu_ms_per_event": round(client_cpu / args.events * 1000, 2),
+        # Clients and server share the cores: at most this many events/s fit in the machine's CPU.
+        "cpu_bound_events_per_s": round((os.cpu_count() or 1) * args.events / (cpu_one + client_cpu)),
         "cpus": os.cpu_count(),
     }))
 

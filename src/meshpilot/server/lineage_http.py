@@ -142,11 +142,11 @@ def create_app(workspace: Workspace, token: str | None = None) -> Starlette:
 
     from meshpilot.server.marquez import routes
 
-    return Starlette(routes=[
-        *routes(workspace, token),
+    return Starlette(routes=[  # the ingest routes first: every event request is matched against those before them
         Route("/api/v1/lineage", receive, methods=["POST"]),
         Route("/api/v1/lineage/batch", receive, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
+        *routes(workspace, token),
     ])
 
 
