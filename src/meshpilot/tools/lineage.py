@@ -4,8 +4,9 @@
 column, dataset, job, data product, owner team, consumer and contract it reaches as broken, at risk or
 unaffected, each with the path that explains why. `upstream` walks the other way (root causes),
 `paths` lists the routes between two datasets or columns. Every result carries a Mermaid diagram.
-The graph and its hops are in `lineage_graph`: column edges where a job sent column lineage, its inputs
-and outputs where it did not, and whole outputs behind the join, filter and grouping keys.
+The hops are described in `lineage_graph`: column edges where a job sent column lineage, its inputs and
+outputs where it did not, and whole outputs behind the join, filter and grouping keys; walks run over the
+whole graph in memory (`lineage_reach`).
 
 How a change propagates:
 - drop or rename: a column reached through DIRECT column edges only loses its source: broken; anything
@@ -179,6 +180,41 @@ def _source(graph: LineageGraph, key: str, column: str | None, start: int | None
     return arrays.label(arrays.dataset_of_node(start), column)
 
 
+def _mesh_entities(graph: LineageGraph, candidates: _Candidates, dataset_ids: np.ndarray, dataset_code: np.ndarray,
+                   dataset_first: np.ndarray, representative: np.ndarray) -> tuple[list, dict[int, int]]:
+    """The products, teams, consumers and contracts of the reached datasets that belong to products (few:
+    named one by one), added to `candidates`: [((kind, ref), (status code, dataset, reason))], and the node
+    that explains each of those datasets."""
+    arrays = graph.arrays()
+    mesh_items: dict[tuple[str, str], tuple[int, int, str]] = {}  # (kind, ref) -> (code, dataset, reason)
+    in_mesh = arrays.in_mesh[dataset_ids - arrays.c]
+    dataset_rank = dict(zip(dataset_ids[in_mesh].tolist(), dataset_first[in_mesh].tolist(), strict=True))
+    representative_of = dict(zip(dataset_ids[in_mesh].tolist(), representative[in_mesh].tolist(), strict=True))
+    for dataset, status_code in zip(dataset_ids[in_mesh].tolist(), dataset_code[in_mesh].tolist(), strict=True):
+        dataset_ref = arrays.mesh_refs[dataset]
+        product_ref = str(MeshRef.parse(dataset_ref).product_ref())
+        product = graph.products.get(product_ref, {})
+        status = _CODES[status_code]
+        entities = [("product", product_ref, f"its dataset {dataset_ref} is {status.replace('_', ' ')}")]
+        if product.get("owner"):
+            entities.append(("team", f"team:{product['owner']}", f"owns {product_ref}"))
+        entities += [("consumer", c if c.startswith("mesh://") else f"consumer:{c}", f"consumes {product_ref}")
+                     for c in product.get("consumers", [])]
+        if product.get("contract"):
+            entities.append(("contract", product["contract"], f"the contract of {product_ref}"))
+        for kind, ref, reason in entities:
+            current = mesh_items.get((kind, ref))
+            if current is None or status_code > current[0] or \
+                    status_code == current[0] and dataset_rank[dataset] < dataset_rank[current[1]]:
+                mesh_items[(kind, ref)] = (status_code, dataset, reason)
+    mesh_list = list(mesh_items.items())
+    for kind in ("product", "team", "consumer", "contract"):
+        of_kind = [i for i, ((k, _), _) in enumerate(mesh_list) if k == kind]
+        candidates.add(kind, np.array([mesh_list[i][1][0] for i in of_kind]),
+                       np.array([dataset_rank[mesh_list[i][1][1]] for i in of_kind]), np.array(of_kind))
+    return mesh_list, representative_of
+
+
 def impact(urn: str, column: str | None = None, change: str | None = None, depth: int | None = None,
            workspace: Any = None, graph: LineageGraph | None = None, limit: int | None = None) -> LineageResult:
     """Everything downstream of a dataset or column, classified for a proposed change: its columns,
@@ -231,35 +267,9 @@ def impact(urn: str, column: str | None = None, change: str | None = None, depth
     declared = declared[~((arrays.declared_node[declared] >= 0) & reached[arrays.declared_node[declared]])]
     candidates.add("column", np.zeros(len(declared)), np.full(len(declared), len(nodes)), declared)
 
+    mesh_list, representative_of = _mesh_entities(graph, candidates, dataset_ids, dataset_code, dataset_first,
+                                                  representative)
     explainer = _Explainer(graph, reach)
-    # The mesh entities of the reached datasets that belong to products (few: named one by one).
-    mesh_items: dict[tuple[str, str], tuple[int, int, str]] = {}  # (kind, ref) -> (code, node, reason)
-    in_mesh = arrays.in_mesh[dataset_ids - arrays.c]
-    dataset_rank = dict(zip(dataset_ids[in_mesh].tolist(), dataset_first[in_mesh].tolist(), strict=True))
-    representative_of = dict(zip(dataset_ids[in_mesh].tolist(), representative[in_mesh].tolist(), strict=True))
-    for dataset, status_code in zip(dataset_ids[in_mesh].tolist(), dataset_code[in_mesh].tolist(), strict=True):
-        dataset_ref = arrays.mesh_refs[dataset]
-        product_ref = str(MeshRef.parse(dataset_ref).product_ref())
-        product = graph.products.get(product_ref, {})
-        status = _CODES[status_code]
-        entities = [("product", product_ref, f"its dataset {dataset_ref} is {status.replace('_', ' ')}")]
-        if product.get("owner"):
-            entities.append(("team", f"team:{product['owner']}", f"owns {product_ref}"))
-        entities += [("consumer", c if c.startswith("mesh://") else f"consumer:{c}", f"consumes {product_ref}")
-                     for c in product.get("consumers", [])]
-        if product.get("contract"):
-            entities.append(("contract", product["contract"], f"the contract of {product_ref}"))
-        for kind, ref, reason in entities:
-            current = mesh_items.get((kind, ref))
-            if current is None or status_code > current[0] or \
-                    status_code == current[0] and dataset_rank[dataset] < dataset_rank[current[1]]:
-                mesh_items[(kind, ref)] = (status_code, dataset, reason)
-    mesh_list = list(mesh_items.items())
-    for kind in ("product", "team", "consumer", "contract"):
-        of_kind = [i for i, ((k, _), _) in enumerate(mesh_list) if k == kind]
-        candidates.add(kind, np.array([mesh_list[i][1][0] for i in of_kind]),
-                       np.array([dataset_rank[mesh_list[i][1][1]] for i in of_kind]), np.array(of_kind))
-
     counts, chosen, more = candidates.chosen(limit)
     status_of = dict.fromkeys(nodes[reach.broken].tolist(), "broken")
     items = []
