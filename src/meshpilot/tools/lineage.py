@@ -69,14 +69,18 @@ class _Explainer:
         self.reach, self.graph, self.arrays = reach, graph, graph.arrays()
         self._paths: dict[int, list[str]] = {}
         self._hops: list[tuple[int, int, str]] = []  # (from, to, label) of every hop explained, for the diagram
+        self._names: dict[int, str] = {}
 
     def name(self, node: int) -> str:
-        kind = self.arrays.kind_of(node)
-        if kind == "job":
-            return f"job {self.arrays.job_name(node)}"
-        if kind in ("start", "bare"):
-            node = self.arrays.dataset_of_node(node)
-        return self.arrays.label(node)
+        name = self._names.get(node)
+        if name is None:
+            kind = self.arrays.kind_of(node)
+            if kind == "job":
+                name = f"job {self.arrays.job_name(node)}"
+            else:
+                name = self.arrays.label(self.arrays.dataset_of_node(node) if kind in ("start", "bare") else node)
+            self._names[node] = name
+        return name
 
     def hop(self, node: int) -> tuple[int, int, str, str]:
         return self.reach.previous(node)
