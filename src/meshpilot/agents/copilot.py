@@ -24,14 +24,14 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
-from meshpilot.agents.llm import ModelConfig, Usage, litellm_model
+from meshpilot.agents.llm import ModelConfig, Usage, litellm_model, provider_error
 from meshpilot.agents.state import CopilotState
 from meshpilot.agents.tools import TOOLS, Outcome, ToolContext, ToolRunner
 from meshpilot.errors import InvalidArgumentError
@@ -65,6 +65,9 @@ class Answer:
     blocked: str | None = None
     guard: list[str] = field(default_factory=list)
     usage: dict[str, Any] = field(default_factory=dict)
+    # What is weak about the answer, never to be shown as a grounded one: "truncated" (the model stopped at
+    # its token limit), "empty" (it said nothing), "ungrounded" (no tool gave it anything from the mesh).
+    flags: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -90,6 +93,7 @@ class Copilot:
             policy.role(caller)  # an unknown role fails now, with the list of roles
         self.may_read_pii = policy is None or policy.may_read_pii(caller)
         self.model_name = model_name
+        self.model_config: ModelConfig | None = None
         self.model = model if model is not None else self._configured_model(model_name)
         self.context.model = None if getattr(self.model, "_llm_type", "") == "meshpilot-offline" else self.model
         self.runner = ToolRunner(self.context)
@@ -106,7 +110,7 @@ class Copilot:
             from meshpilot.agents.offline import OfflineChatModel
 
             return OfflineChatModel(workspace_root=str(self.workspace.root))
-        self.model_name = config.name
+        self.model_name, self.model_config = config.name, config
         return litellm_model(config)
 
     # --- the graph --------------------------------------------------------------------------------------
@@ -151,14 +155,29 @@ class Copilot:
         system = SystemMessage(self.system_prompt.render(
             mesh_name=self.manifest.name, role=self.caller.role if self.caller else "unrestricted",
             canary=state.get("canary") or ""))
-        model = self.model
-        if state.get("turn_tool_calls", 0) < self.max_tool_calls and self.tools:
-            model = model.bind_tools(self.tool_schemas)
-        reply = model.invoke([system, *state["messages"]])
+        with_tools = state.get("turn_tool_calls", 0) < self.max_tool_calls and bool(self.tools)
+        messages = [system, *state["messages"]]
+        reply = self._invoke(self.model, messages, with_tools)
+        if with_tools and self.model_config is not None and _says_nothing(reply) and self.model_config.stream_tool_calls:
+            # Some servers (llama-cpp-python) answer a streamed request with tools by an empty stream: ask
+            # again without streaming, and do so for the rest of this process.
+            self.model_config = replace(self.model_config, stream_tool_calls=False)
+            self.model = litellm_model(self.model_config)
+            reply = self._invoke(self.model, messages, with_tools)
+        reply = _checked_arguments(reply)
         if reply.tool_calls and state.get("turn_tool_calls", 0) >= self.max_tool_calls:
             reply = AIMessage(content=f"I stopped after {self.max_tool_calls} tool calls for this question; "
                                       "ask a narrower question or continue from what I found.")
         return {"messages": [reply], "prompts": [self.system_prompt.ref]}
+
+    def _invoke(self, model: Any, messages: list[BaseMessage], with_tools: bool) -> AIMessage:
+        if with_tools:
+            tool_choice = self.model_config.tool_choice if self.model_config is not None else "auto"
+            model = model.bind_tools(self.tool_schemas, tool_choice=tool_choice)
+        try:
+            return model.invoke(messages)
+        except Exception as exc:
+            raise provider_error(exc, self.model_config) from exc
 
     def _after_agent(self, state: CopilotState) -> str:
         last = state["messages"][-1]
@@ -172,8 +191,16 @@ class Copilot:
         decisions = {call["id"]: self._approval(call, pseudonymizer) for call in calls}
         messages, citations, prompts = [], [], []
         used = state.get("turn_tool_calls", 0)
+        invalid = state["messages"][-1].response_metadata.get(INVALID_ARGUMENTS, {})
         for call in calls:
             used += 1
+            if call["id"] in invalid:
+                raw, error = invalid[call["id"]]
+                messages.append(ToolMessage(
+                    content=f"Error: the arguments of this {call['name']} call are not a JSON object ({error}): {raw[:300]!r}. "
+                            f"Call {call['name']} again with its arguments as one JSON object.",
+                    tool_call_id=call["id"], name=call["name"], status="error"))
+                continue
             message, cited, prompt = self._run_tool(call, decisions[call["id"]], pseudonymizer, thread,
                                                     over_budget=used > self.max_tool_calls)
             messages.append(message)
@@ -216,12 +243,22 @@ class Copilot:
         if state.get("blocked"):
             text = f"I did not act on that message: {state['blocked']}."
             guarded = guard_output(text, may_read_pii=self.may_read_pii, allowed_hosts=self.allowed_hosts)
-            return {"messages": [AIMessage(content=guarded.text)], "guard_actions": ["input blocked"]}
+            return {"messages": [AIMessage(content=guarded.text)], "guard_actions": ["input blocked"], "flags": []}
         last = state["messages"][-1]
         text = last.content if isinstance(last.content, str) else json.dumps(last.content)
+        flags = _weaknesses(state["messages"], last, text)
+        if "empty" in flags:
+            text = "The model returned an empty answer."
+        if "truncated" in flags:
+            text += "\n\n(The model stopped at its token limit: this answer is cut short.)"
+        # A provider's model says so in the answer itself, on every channel; the offline model's answers
+        # without a tool are its help and refusals, flagged but not annotated.
+        if "ungrounded" in flags and "empty" not in flags and self.model_config is not None:
+            text += "\n\n(No tool gave this answer anything from the mesh: it is not grounded in the catalog.)"
         guarded = guard_output(text, may_read_pii=self.may_read_pii, allowed_hosts=self.allowed_hosts,
                                canary=state.get("canary"), pseudonymizer=_pseudonymizer(state))
-        return {"messages": [AIMessage(content=guarded.text, id=last.id)], "guard_actions": guarded.actions}
+        return {"messages": [AIMessage(content=guarded.text, id=last.id)], "guard_actions": guarded.actions,
+                "flags": flags}
 
     # --- running ----------------------------------------------------------------------------------------
 
@@ -281,7 +318,8 @@ class Copilot:
             final = values["messages"][-1]
             answer = Answer(thread_id, final.content, citations=list(values.get("citations", [])),
                             prompts=list(values.get("prompts", [])), tool_calls=tool_calls, blocked=values.get("blocked"),
-                            guard=list(values.get("guard_actions") or []), usage=usage.as_dict())
+                            guard=list(values.get("guard_actions") or []), usage=usage.as_dict(),
+                            flags=list(values.get("flags") or []))
         yield {"type": "answer", "answer": answer}
 
     def _guard_line(self, text: str, pseudonyms: pii.Pseudonymizer) -> str:
@@ -290,6 +328,64 @@ class Copilot:
 
     def history(self, thread_id: str) -> list[BaseMessage]:
         return self.graph.get_state({"configurable": {"thread_id": thread_id}}).values.get("messages", [])
+
+
+INVALID_ARGUMENTS = "meshpilot_invalid_arguments"  # response metadata: tool call id -> (raw arguments, error)
+
+
+def _says_nothing(reply: AIMessage) -> bool:
+    return not reply.content and not reply.tool_calls and not reply.invalid_tool_calls
+
+
+def _checked_arguments(reply: AIMessage) -> AIMessage:
+    """Tool calls whose arguments are not one JSON object: kept as calls without arguments and marked, so
+    the model is told by that call's tool message. (Streamed calls are parsed leniently, a cut-off
+    '{"query": "ord' becoming {"query": "ord"}; calls that fail to parse are otherwise dropped.)"""
+    raw: dict[str, Any] = {}
+    for call in reply.additional_kwargs.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else getattr(call, "function", None)
+        arguments = function.get("arguments") if isinstance(function, dict) else getattr(function, "arguments", None)
+        raw[call.get("id") if isinstance(call, dict) else getattr(call, "id", None)] = arguments
+    invalid: dict[str, tuple[str, str]] = {}
+    calls = []
+    for call in reply.tool_calls:
+        text = raw.get(call["id"])
+        if isinstance(text, str) and text.strip():
+            try:
+                value = json.loads(text)
+                error = None if isinstance(value, dict) else f"a JSON {type(value).__name__}, not an object"
+            except ValueError as exc:
+                error = f"invalid JSON: {exc}"
+            if error:
+                invalid[call["id"]] = (text, error)
+                call = {**call, "args": {}}
+        calls.append(call)
+    for bad in reply.invalid_tool_calls:
+        call_id = bad.get("id") or f"invalid_{len(calls)}"
+        invalid[call_id] = (str(bad.get("args") or ""), bad.get("error") or "invalid JSON")
+        calls.append({"name": bad.get("name") or "unnamed", "args": {}, "id": call_id, "type": "tool_call"})
+    if not invalid:
+        return reply
+    return reply.model_copy(update={"tool_calls": calls, "invalid_tool_calls": [],
+                                    "response_metadata": {**reply.response_metadata, INVALID_ARGUMENTS: invalid}})
+
+
+def _weaknesses(messages: list[BaseMessage], last: BaseMessage, text: str) -> list[str]:
+    """The flags of an answer (see `Answer.flags`). (A stream cut off before its end cannot be told from
+    a finished one: LiteLLM closes it with finish_reason "stop".)"""
+    flags = []
+    if (getattr(last, "response_metadata", None) or {}).get("finish_reason") == "length":
+        flags.append("truncated")
+    if not text.strip():
+        flags.append("empty")
+    turn = []
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        turn.append(message)
+    if not any(isinstance(m, ToolMessage) and m.status != "error" for m in turn):
+        flags.append("ungrounded")
+    return flags
 
 
 def _restore(value: Any, pseudonymizer: pii.Pseudonymizer) -> Any:

@@ -7,6 +7,10 @@ Configuration (environment, or the same keys under `model:` in meshpilot.yaml):
     MESHPILOT_MODEL_TIMEOUT      seconds per request (60)
     MESHPILOT_MODEL_RETRIES      retries on transient errors (2)
     MESHPILOT_MODEL_MAX_TOKENS   completion tokens per call (1024)
+    MESHPILOT_MODEL_TOOL_CHOICE  sent with the tools: auto (default), required, none
+Under `model:` only: `stream_tool_calls: false` for servers that cannot stream tool calls (found out and
+switched off by itself when a server answers a streamed tool-calling request with an empty stream),
+`api_base`, `api_key` and any other key LiteLLM takes.
 Provider credentials are LiteLLM's usual variables (OPENAI_API_KEY, ANTHROPIC_API_KEY, AZURE_API_KEY
 and AZURE_API_BASE, AWS_* for Bedrock, OLLAMA_API_BASE...).
 """
@@ -14,6 +18,7 @@ and AZURE_API_BASE, AWS_* for Bedrock, OLLAMA_API_BASE...).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +28,15 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult, LLMResult
 
-from meshpilot.errors import InvalidArgumentError
+from meshpilot.errors import ConnectorError, InvalidArgumentError
 
 MODEL_ENV = "MESHPILOT_MODEL"
+TOOL_CHOICES = ("auto", "required", "none")
+_KEYLESS_LOCAL = ("openai", "hosted_vllm", "text-completion-openai")  # prefixes a local server is reached by
+
+
+class ModelProviderError(ConnectorError):
+    """The model's endpoint failed (unreachable, timed out, refused, rate-limited, erred)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,13 @@ class ModelConfig:
     max_retries: int = 2
     max_tokens: int = 1024
     temperature: float = 0.0
+    tool_choice: str = "auto"
+    stream_tool_calls: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # passed to LiteLLM as is (e.g. api_base, mock_response)
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.extra.get("api_base") or f"{self.name.split('/')[0]}'s hosted API")
 
     @classmethod
     def from_env(cls, manifest_model: dict[str, Any] | None = None, name: str | None = None) -> ModelConfig | None:
@@ -60,19 +77,67 @@ class ModelConfig:
                 raise InvalidArgumentError(f"{env} must not be negative ({raw}).")
             return value
 
+        tool_choice = str(os.environ.get("MESHPILOT_MODEL_TOOL_CHOICE", settings.pop("tool_choice", "auto")))
+        if tool_choice not in TOOL_CHOICES:
+            raise InvalidArgumentError(f"tool_choice must be one of {', '.join(TOOL_CHOICES)}, not '{tool_choice}'.")
+        stream = settings.pop("stream_tool_calls", True)
+        if not isinstance(stream, bool):
+            raise InvalidArgumentError(f"model.stream_tool_calls must be true or false, not '{stream}'.")
+        if settings.get("api_base") and not settings.get("api_key") and name.split("/")[0] in _KEYLESS_LOCAL:
+            # Local OpenAI-compatible servers take any key, but LiteLLM's OpenAI client insists on one.
+            settings["api_key"] = os.environ.get("OPENAI_API_KEY") or "no-key"
         return cls(name=name, timeout_s=number("timeout", "MESHPILOT_MODEL_TIMEOUT", float, 60.0),
                    max_retries=number("retries", "MESHPILOT_MODEL_RETRIES", int, 2),
                    max_tokens=number("max_tokens", "MESHPILOT_MODEL_MAX_TOKENS", int, 1024),
-                   temperature=number("temperature", "MESHPILOT_MODEL_TEMPERATURE", float, 0.0), extra=settings)
+                   temperature=number("temperature", "MESHPILOT_MODEL_TEMPERATURE", float, 0.0),
+                   tool_choice=tool_choice, stream_tool_calls=stream, extra=settings)
 
 
 def litellm_model(config: ModelConfig) -> BaseChatModel:
     """ChatLiteLLM for any provider; LiteLLM's cost map is read from the installed package, never fetched."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
     from langchain_litellm import ChatLiteLLM
 
-    return ChatLiteLLM(model=config.name, temperature=config.temperature, max_retries=config.max_retries,
-                       request_timeout=config.timeout_s, max_tokens=config.max_tokens, model_kwargs=dict(config.extra))
+    litellm.suppress_debug_info = True  # its "Give Feedback / Get Help" banner on every provider error
+
+    # Retries happen in one place: the HTTP client's under LiteLLM, which backs off and honours Retry-After,
+    # streamed requests too (LangChain's retries skip those; LiteLLM's num_retries would multiply them).
+    return ChatLiteLLM(model=config.name, temperature=config.temperature, max_retries=0,
+                       request_timeout=config.timeout_s, max_tokens=config.max_tokens,
+                       model_kwargs={"max_retries": config.max_retries, **config.extra},
+                       disable_streaming=False if config.stream_tool_calls else "tool_calling")
+
+
+def provider_error(exc: BaseException, config: ModelConfig | None) -> BaseException:
+    """A model call's failure as the endpoint's error, with what to check; anything that is not the
+    provider's (a bug of ours) is returned as it is."""
+    import httpx
+    import litellm
+    import openai
+
+    if not isinstance(exc, openai.OpenAIError | httpx.HTTPError):  # LiteLLM's errors are OpenAI's
+        return exc
+    endpoint = config.endpoint if config is not None else "the model's endpoint"
+    status = getattr(exc, "status_code", None)
+    message = str(getattr(exc, "message", None) or exc).strip().splitlines()[0]
+    # "litellm.RateLimitError: RateLimitError: OpenAIException - slow down" -> "slow down"
+    message = re.sub(r"^(?:litellm\.\w+: )?(?:\w+: )?(?:\w*Exception - )?", "", message)[:300]
+    checks = {
+        litellm.exceptions.AuthenticationError: "Check the API key (the provider's variable, or model.api_key).",
+        litellm.exceptions.NotFoundError: "Check the model name and api_base: the endpoint does not serve it.",
+        litellm.exceptions.RateLimitError: "The endpoint is rate-limiting: wait, or lower the load "
+                                           "(MESHPILOT_MODEL_RETRIES retries with backoff).",
+        litellm.exceptions.Timeout: f"No answer within {config.timeout_s if config else 60:g} s: raise "
+                                    "MESHPILOT_MODEL_TIMEOUT, or check that the server is up.",
+        litellm.exceptions.APIConnectionError: "Check that the server is running and api_base points at it.",
+        litellm.exceptions.BadRequestError: "The endpoint refused the request: check that the model supports "
+                                            "tools, or set model.tool_choice / model.stream_tool_calls.",
+    }
+    hint = next((text for kind, text in checks.items() if isinstance(exc, kind)),
+                "The endpoint failed: check its logs; the request can be retried.")
+    return ModelProviderError(f"The model endpoint {endpoint} failed" + (f" ({status})" if status else "")
+                              + f": {message}", hint=hint)
 
 
 class Usage(BaseCallbackHandler):

@@ -28,3 +28,4 @@ class CopilotState(TypedDict, total=False):
     turn_tool_calls: int  # tool calls made since the last user message (the budget)
     blocked: str | None  # why the input guard stopped this turn
     guard_actions: list[str]  # what the output guard changed in the last answer
+    flags: list[str]  # what is weak about the last answer: truncated, empty, ungrounded

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from meshpilot.errors import InvalidArgumentError
 from meshpilot.guardrails.policy import Caller, Policy
@@ -93,22 +93,28 @@ class ToolContext:
 # --- arguments ---------------------------------------------------------------------------------------------
 
 
-class SearchArgs(BaseModel):
+class Args(BaseModel):
+    """A tool's arguments: an argument the tool does not take is refused, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchArgs(Args):
     query: str = Field(description="What to look for, in plain words.")
     kind: Literal["product", "dataset", "column"] | None = Field(None, description="Only this kind of hit.")
     domain: str | None = Field(None, description="Only this domain.")
     k: int = Field(5, ge=1, le=50, description="How many hits.")
 
 
-class ProductArgs(BaseModel):
+class ProductArgs(Args):
     product: str = Field(description="A product: mesh://<domain>/<product>, its id or its name.")
 
 
-class QuestionArgs(BaseModel):
+class QuestionArgs(Args):
     question: str = Field(description="A question about the data, in plain words.")
 
 
-class SqlArgs(BaseModel):
+class SqlArgs(Args):
     sql: str = Field(description="One SQL query (DuckDB dialect unless told otherwise).")
     dialect: str = Field("duckdb", description="The SQL dialect the query is written in.")
 
@@ -122,7 +128,7 @@ class RunSqlArgs(SqlArgs):
 TOOL_ITEMS = 40
 
 
-class TargetArgs(BaseModel):
+class TargetArgs(Args):
     target: str = Field(description="A dataset or column: mesh://<domain>/<product>/<dataset>[#column], a "
                                     "dataset as lineage events name it (<namespace>/<name>[#column]), or a "
                                     "qualified table name.")
@@ -130,16 +136,16 @@ class TargetArgs(BaseModel):
         None, description="The proposed change, to classify each downstream item (impact only).")
 
 
-class DatasetArgs(BaseModel):
+class DatasetArgs(Args):
     dataset: str = Field(description="A dataset: mesh://<domain>/<product>/<dataset>, or a product (its first dataset).")
 
 
-class DiffArgs(BaseModel):
+class DiffArgs(Args):
     product: str = Field(description="The product whose published contract is compared.")
     proposed: str = Field(description="Path of the proposed contract file (ODCS YAML), relative to the workspace.")
 
 
-class IncidentArgs(BaseModel):
+class IncidentArgs(Args):
     product: str | None = Field(None, description="Only incidents of this product.")
     status: Literal["open", "resolved", "all"] = Field("all", description="Which incidents: open means not resolved "
                                                                           "(open, investigating or mitigated).")
@@ -280,12 +286,12 @@ def _test(ctx: ToolContext, a: ProductArgs) -> dict[str, Any]:
     return test_contract(path, ctx.workspace).model_dump() | {"citations": [ref]}
 
 
-class TriageArgs(BaseModel):
+class TriageArgs(Args):
     ref: str = Field(description="What to triage: an incident id (INC-0003), a check id, a dataset "
                                  "(mesh:// or qualified name) or the text of an alert.")
 
 
-class UpdateIncidentArgs(BaseModel):
+class UpdateIncidentArgs(Args):
     incident: str = Field(description="The incident id, e.g. INC-0003.")
     status: Literal["open", "investigating", "mitigated", "resolved"] | None = Field(None, description="New status.")
     assignee: str | None = Field(None, description="Who takes it.")
@@ -478,7 +484,11 @@ class ToolRunner:
         try:
             parsed = spec.args.model_validate(args)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
+            known = ", ".join(spec.args.model_fields)
+            problems = "; ".join(
+                f"'{'.'.join(map(str, e['loc']))}' is not an argument of {name} (it takes: {known})"
+                if e["type"] == "extra_forbidden" else f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
+                for e in exc.errors())
             return finish(Outcome(name, error=f"Invalid arguments for {name}: {problems}."))
         record.prompts = [spec.prompt_ref]
         verdict = "approved" if decision else "allowed"
