@@ -170,3 +170,15 @@ def test_stub_speaks_the_api(stub) -> None:
     reply = httpx.post(f"{stub.base}/chat/completions", json={"model": "plain", "messages": [
         {"role": "user", "content": "hi"}]}).json()
     assert reply["object"] == "chat.completion" and reply["choices"][0]["finish_reason"] == "stop"
+
+
+def test_every_command_takes_the_workspace_model_settings(demo_workspace, stub, keyless, cli) -> None:
+    # `sql ask --model` and `contracts draft --model` reach the workspace's endpoint (its api_base), not
+    # the provider's public host.
+    ws = _configure(demo_workspace, stub, "tools")
+    stub.requests.clear()
+    asked = cli("sql", "ask", "how many orders are there?", "--workspace", ws.root, "--model", "openai/plain")
+    assert "internal error" not in asked.stderr and _sent(stub, "plain")
+    drafted = cli("contracts", "draft", "mesh://commerce/orders", "--workspace", ws.root, "--model", "openai/plain",
+                  "--json")
+    assert drafted.code == 0 and len(_sent(stub, "plain")) > 1

@@ -109,6 +109,14 @@ def litellm_model(config: ModelConfig) -> BaseChatModel:
                        disable_streaming=False if config.stream_tool_calls else "tool_calling")
 
 
+def configured_model(workspace: Any, name: str | None = None) -> BaseChatModel | None:
+    """The model every command uses (chat, web, Slack, `sql ask`, `contracts draft`, evals): `name` (a
+    command-line choice), else MESHPILOT_MODEL, else the workspace's `model:` name, with the workspace's
+    `model:` settings (api_base, api_key, timeout, retries, tool_choice...); None: the offline model."""
+    config = ModelConfig.from_env(workspace.load_manifest().model, name=name)
+    return litellm_model(config) if config is not None else None
+
+
 def provider_error(exc: BaseException, config: ModelConfig | None) -> BaseException:
     """A model call's failure as the endpoint's error, with what to check; anything that is not the
     provider's (a bug of ours) is returned as it is."""

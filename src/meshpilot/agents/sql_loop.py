@@ -174,15 +174,3 @@ def _extract_sql(text: str) -> str:
     """The SQL in a model's reply: a fenced block if there is one, else the whole reply."""
     fenced = re.search(r"```(?:sql)?\s*(.*?)```", text, re.DOTALL | re.IGNORECASE)
     return (fenced.group(1) if fenced else text).strip().rstrip(";").strip()
-
-
-def chat_model(name: str | None) -> Any | None:
-    """A LangChain chat model for a LiteLLM model name ('openai/gpt-4o-mini', 'ollama/llama3.1'...)."""
-    if not name:
-        return None
-    import os
-
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from langchain_litellm import ChatLiteLLM
-
-    return ChatLiteLLM(model=name, temperature=0, max_retries=2, request_timeout=60)

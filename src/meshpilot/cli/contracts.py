@@ -46,11 +46,12 @@ def contracts_draft(
     json_output: JsonOption = False,
 ) -> None:
     """Draft an ODCS v3.1 contract from the catalog and a profile of the data (PII classified, rules proposed)."""
-    from meshpilot.agents.sql_loop import chat_model
+    from meshpilot.agents.llm import configured_model
     from meshpilot.mesh import files
     from meshpilot.tools.contracts import draft_contract
 
-    contract = draft_contract(target, Workspace.open(workspace), model=chat_model(model))
+    ws = Workspace.open(workspace)
+    contract = draft_contract(target, ws, model=configured_model(ws, model))
     if json_output:
         print_json(contract)
         return

@@ -23,6 +23,9 @@ def evals_run(
     suite: Annotated[list[str] | None, typer.Option("--suite", help="Run only this suite (repeatable).")] = None,
     model: Annotated[str | None, typer.Option(help="A LiteLLM model for the agent and SQL suites (default: offline).")] = None,
     judge: Annotated[str | None, typer.Option(help="A LiteLLM judge model for Faithfulness and ResponseRelevancy.")] = None,
+    workspace: Annotated[Path | None, typer.Option(
+        help="Take the models' settings (api_base, api_key, timeout, retries...) from this workspace's "
+             "meshpilot.yaml; the suites still run on a fresh demo mesh.")] = None,
     baseline: Annotated[Path | None, typer.Option(help="An earlier evals.json: fail on regressions beyond tolerance.")] = None,
     spider: Annotated[Path | None, typer.Option(help="Spider's folder (tables.json, dev.json) for schema linking "
                                                      "(default: MESHPILOT_SHARED_DATA/spider_dev).")] = None,
@@ -48,11 +51,14 @@ def evals_run(
         except (OSError, json.JSONDecodeError) as exc:
             raise MeshpilotError(f"Cannot read the baseline {baseline}: {exc}",
                                  hint="Give an evals.json written by an earlier `meshpilot evals run`.") from exc
-    model_object = None
-    if model:
+    model_object = judge_object = None
+    if model or judge:
         from meshpilot.agents.llm import ModelConfig, litellm_model
+        from meshpilot.mesh.workspace import Workspace
 
-        model_object = litellm_model(ModelConfig.from_env(name=model))
+        settings = Workspace.open(workspace).load_manifest().model if workspace else {}
+        model_object = litellm_model(ModelConfig.from_env(settings, name=model)) if model else None
+        judge_object = litellm_model(ModelConfig.from_env(settings, name=judge)) if judge else None
     with progress_bar() as progress:
         task = progress.add_task("evals", total=len(names))
         started: list[str] = []
@@ -61,7 +67,7 @@ def evals_run(
             progress.update(task, description=f"suite {name}", completed=len(started))
             started.append(name)
 
-        results = run(names, model=model_object, judge_model=judge, spider=spider, progress=step)
+        results = run(names, model=model_object, judge_model=judge_object, spider=spider, progress=step)
         progress.update(task, completed=len(names))
     checks = check(results, load_thresholds(), before)
     paths = reports.write(report, results, checks)

@@ -114,13 +114,14 @@ def sql_ask(
     json_output: JsonOption = False,
 ) -> None:
     """Answer a question with SQL: link the schema, write the query, validate (and repair) it, run it."""
-    from meshpilot.agents.sql_loop import SqlLoop, chat_model
+    from meshpilot.agents.llm import configured_model
+    from meshpilot.agents.sql_loop import SqlLoop
     from meshpilot.tools.catalog import Catalog
     from meshpilot.tools.sql import engine_for
 
     ws = Workspace.open(workspace)
     engine = engine_for(engine_url, ws)
-    loop = SqlLoop(Catalog.open(ws), engine, model=chat_model(model), dialect="duckdb", limit=limit, timeout_s=timeout,
+    loop = SqlLoop(Catalog.open(ws), engine, model=configured_model(ws, model), dialect="duckdb", limit=limit, timeout_s=timeout,
                    caller=guard_for(ws, role, team, "ask_sql"))
     answer = loop.ask(question)
     if json_output:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -545,16 +546,36 @@ def suite_agent(ws: Workspace, options: dict[str, Any]) -> SuiteResult:
     return result
 
 
-def _judged(copilot: Any, judge: str) -> dict[str, float]:
-    """Faithfulness and ResponseRelevancy from a judge model through LiteLLM (needs the provider's key)."""
+def _judge_embeddings() -> Any:
+    """The embeddings ResponseRelevancy compares questions with (MESHPILOT_EMBEDDINGS, as search uses,
+    else the model-free hashing embedder), as LangChain embeddings."""
+    from langchain_core.embeddings import Embeddings
+
+    from meshpilot.tools import embeddings
+
+    embedder = embeddings.parse(os.environ.get(embeddings.ENV_VAR)) or embeddings.HashingEmbedder()
+
+    class JudgeEmbeddings(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return embedder.embed(list(texts)).tolist()
+
+        def embed_query(self, text: str) -> list[float]:
+            return embedder.embed([text])[0].tolist()
+
+    return JudgeEmbeddings()
+
+
+def _judged(copilot: Any, judge: Any) -> dict[str, float]:
+    """Faithfulness and ResponseRelevancy from a judge model (a LangChain chat model, as configured)."""
     _ragas()
-    from langchain_litellm import ChatLiteLLM
     from ragas.dataset_schema import SingleTurnSample
+    from ragas.embeddings import LangchainEmbeddingsWrapper
     from ragas.llms import LangchainLLMWrapper
     from ragas.metrics import Faithfulness, ResponseRelevancy
 
-    llm = LangchainLLMWrapper(ChatLiteLLM(model=judge, temperature=0))
-    faithfulness, relevancy = Faithfulness(llm=llm), ResponseRelevancy(llm=llm)
+    llm = LangchainLLMWrapper(judge)
+    faithfulness = Faithfulness(llm=llm)
+    relevancy = ResponseRelevancy(llm=llm, embeddings=LangchainEmbeddingsWrapper(_judge_embeddings()))
     scores: dict[str, list[float]] = {"faithfulness": [], "response_relevancy": []}
     for case in load_suite("answers"):
         answer = copilot.ask(case["question"])
@@ -642,7 +663,7 @@ def changed_prompt_suites(since: str, prompts_dir: Path | None = None) -> list[s
     return sorted(suites)
 
 
-def run(suites: list[str], *, model: Any = None, judge_model: str | None = None, spider: Path | None = None,
+def run(suites: list[str], *, model: Any = None, judge_model: Any = None, spider: Path | None = None,
         progress: Callable | None = None) -> list[SuiteResult]:
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
