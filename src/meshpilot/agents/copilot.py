@@ -162,7 +162,7 @@ class Copilot:
             # Some servers (llama-cpp-python) answer a streamed request with tools by an empty stream: ask
             # again without streaming, and do so for the rest of this process.
             self.model_config = replace(self.model_config, stream_tool_calls=False)
-            self.model = litellm_model(self.model_config)
+            self.model = self.context.model = litellm_model(self.model_config)
             reply = self._invoke(self.model, messages, with_tools)
         reply = _checked_arguments(reply)
         if reply.tool_calls and state.get("turn_tool_calls", 0) >= self.max_tool_calls:
