@@ -5,7 +5,7 @@
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 WORKSPACE ?= meshpilot-workspace
 
-.PHONY: run test setup
+.PHONY: run test setup llama-server
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -15,5 +15,9 @@ run: setup
 	$(UV) run --no-sync meshpilot demo --force --workspace $(WORKSPACE)
 	$(UV) run --no-sync meshpilot chat "who owns the customer lifetime value product and what feeds it?" --workspace $(WORKSPACE)
 
-test: setup
+# llama.cpp's server for the real local model tests, built once per machine (scripts/llama-server.sh).
+llama-server:
+	@scripts/llama-server.sh
+
+test: setup llama-server
 	$(UV) run --no-sync pytest
