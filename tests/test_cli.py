@@ -185,6 +185,11 @@ def test_lineage_commands(cli, tmp_path: Path) -> None:
     diagram = cli("lineage", "impact", "mesh://commerce/orders/orders", "-w", ws, "--mermaid")
     assert diagram.code == 0 and diagram.stdout.startswith("graph LR")
     assert cli("lineage", "upstream", "mesh://marketing/campaign-performance/campaign_performance", "-w", ws).code == 0
+    # The table shows each hop as written ("-[read by <job>]->", not eaten as markup), the first --limit items, and
+    # how many more were counted.
+    table = cli("lineage", "impact", "mesh://commerce/orders/orders#status", "--change", "drop", "-w", ws, "--limit", "5")
+    assert "-[read by" in table.stdout
+    assert "+9 more (counted:" in table.stdout
     routes = cli("lineage", "paths", "mesh://commerce/orders/orders", "mesh://marketing/campaign-performance/campaign_performance",
                  "-w", ws, "--json")
     assert json.loads(routes.stdout)["counts"]["paths"] >= 1

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 import json
 
+from rich.markup import escape
 from rich.table import Table
 import typer
 
@@ -35,7 +36,9 @@ def _print_lineage(result: Any, json_output: bool, mermaid: bool) -> None:
         if item.status == "unaffected":
             continue
         colour = style.get(item.status, "")
-        table.add_row(f"[{colour}]{item.status}[/{colour}]", item.kind, item.ref, item.reason, "\n".join(item.path))
+        # Paths read "a -[DIRECT IDENTITY by job]-> b": escaped, or Rich takes the brackets for markup.
+        table.add_row(f"[{colour}]{item.status}[/{colour}]", item.kind, escape(item.ref), escape(item.reason),
+                      escape("\n".join(item.path)))
     out.print(table)
     unaffected = sum(n for key, n in result.counts.items() if key.endswith(":unaffected"))
     if unaffected:
