@@ -49,6 +49,7 @@ def _tool_call(name: str, arguments: str, index: int = 0) -> dict[str, Any]:
 class Stub:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.durations: list[float] = []  # seconds each request took here, for benchmarks to subtract
         self.seen: dict[str, int] = {}
         self.server: uvicorn.Server | None = None
         self.port = 0
@@ -83,6 +84,13 @@ class Stub:
     # --- HTTP -------------------------------------------------------------------------------------------
 
     async def completions(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            return await self._completions(request)
+        finally:
+            self.durations.append(time.perf_counter() - started)
+
+    async def _completions(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append(body)
         scenario = body["model"].split("/")[-1]
