@@ -25,7 +25,9 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
+from scipy.sparse.csgraph import dijkstra
 
 from meshpilot.errors import InvalidArgumentError, NotFoundError
 from meshpilot.mesh import files
@@ -252,16 +254,27 @@ class Triage:
             self._column_sources(key, dataset, column, since, add)
         return sorted(found.values(), key=lambda c: (-c.score, c.hops, c.ref))[:8]
 
+    def _dataset_walk(self, key: str, downstream: bool, depth: int | None = None) -> dict[str, int]:
+        """Every dataset the lineage reaches from this one as a whole (its readers' and writers' jobs, with
+        or without column lineage), with how many hops away: one walk over the graph in memory."""
+        arrays = self.graph.arrays()
+        start = arrays.find_dataset(*self.graph.parts(key))
+        if start is None:
+            return {}
+        hops = arrays.down if downstream else arrays.up
+        distance = dijkstra(hops.matrix, directed=True, indices=start, unweighted=True,
+                            limit=np.inf if depth is None else depth + 0.5)
+        reached = np.flatnonzero(np.isfinite(distance) & (np.arange(arrays.n) >= arrays.c)
+                                 & (np.arange(arrays.n) < arrays.c + arrays.d))
+        found = {}
+        for node in reached.tolist():
+            if node != start:
+                namespace, name, _ = arrays.names(node)
+                found[self.graph.key(namespace, name)] = int(distance[node])
+        return found
+
     def _upstream_datasets(self, key: str) -> dict[str, int]:
-        seen, frontier, hops = {key: 0}, [key], 0
-        while frontier and hops < 12:
-            hops += 1
-            self.graph.dataset_up.prefetch(frontier)
-            frontier = list(dict.fromkeys(u for k in frontier for u in self.graph.dataset_up.get(k, ()) if u not in seen))
-            for u in frontier:
-                seen[u] = hops
-        seen.pop(key)
-        return seen
+        return self._dataset_walk(key, downstream=False, depth=12)
 
     def _column_sources(self, key: str, dataset: str, column: str, since: datetime | None, add) -> None:
         """Follow the checked column upstream: copied unchanged (IDENTITY) from a source means the values
@@ -313,11 +326,7 @@ class Triage:
         return None
 
     def _blast_radius(self, key: str) -> dict[str, Any]:
-        seen, frontier = {key}, [key]
-        while frontier:
-            self.graph.dataset_down.prefetch(frontier)
-            frontier = list(dict.fromkeys(d for k in frontier for d in self.graph.dataset_down.get(k, ()) if d not in seen))
-            seen.update(frontier)
+        seen = {key, *self._dataset_walk(key, downstream=True)}
         self.graph.mesh_ref.prefetch(seen)
         datasets = sorted(r for k in seen - {key} if (r := self.graph.mesh_ref.get(k)))
         products = sorted({str(MeshRef.parse(r).product_ref()) for r in datasets})

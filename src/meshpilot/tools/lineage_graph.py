@@ -3,7 +3,7 @@ mesh knows about it (its catalog dataset, columns, product), read from the index
 
 A walk over the whole graph runs in memory (`lineage_reach`); this module resolves what a user writes
 to the node a walk starts at, and gives the few lookups other tools make one hop at a time (incident
-triage: column edges upstream, dataset neighbours).
+triage: the column edges into a column).
 
 Three kinds of hop join the nodes (columns, whole datasets, jobs):
 - a column edge from a column-lineage facet (DIRECT, or INDIRECT: a filter, join, grouping);
@@ -121,8 +121,6 @@ class LineageGraph:
         self._arrays: LineageArrays | None = None
         self._parts: dict[str, tuple[str, str]] = {}  # dataset key -> (namespace, name)
         self.up = BatchLookup(self._column_edges_up, missing=())  # column -> the column edges into it
-        self.dataset_down = BatchLookup(lambda keys: self._dataset_edges(keys, downstream=True), missing=())
-        self.dataset_up = BatchLookup(lambda keys: self._dataset_edges(keys, downstream=False), missing=())
         self.mesh_ref = BatchLookup(self._mesh_refs)
         self.dataset_key = BatchLookup(self._dataset_keys)
         self.columns = BatchLookup(self._columns, missing=[])  # mesh:// dataset ref -> its columns, in order
@@ -192,20 +190,6 @@ class LineageGraph:
             # The integer keys are hashes: the names decide (a collision must not add an edge).
             if (namespace, name) == self.parts(node[0]) and field in (node[1], None):
                 found.setdefault(node, []).append(self._edge(row))
-        return found
-
-    def _dataset_edges(self, keys: list[str], downstream: bool) -> dict[str, list[str]]:
-        mine, other = ("source", "target") if downstream else ("target", "source")
-        rows = self._con.execute(
-            f"""SELECT e.{other}_namespace, e.{other}_name, f.i FROM dataset_edges e JOIN {_FRONTIER}
-                  ON e.{mine}_namespace = f.ns AND e.{mine}_name = f.name
-                ORDER BY ALL""", self._frontier(keys)).fetchall()
-        found: dict[str, list[str]] = {}
-        for namespace, name, i in rows:
-            neighbours = found.setdefault(keys[i], [])
-            key = self.key(namespace, name)
-            if key not in neighbours:
-                neighbours.append(key)
         return found
 
     def _mesh_refs(self, keys: list[str]) -> dict[str, str]:
