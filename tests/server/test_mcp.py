@@ -55,6 +55,24 @@ async def call_every_tool(client: Client) -> None:
         assert isinstance(result.structured_content, dict), name
 
 
+@pytest.mark.parametrize(("arguments", "said"), [
+    ({}, "Invalid arguments for search_catalog: query: Field required."),
+    ({"query": "x", "drop": True}, "'drop' is not an argument of search_catalog (it takes: query, kind, domain, k)"),
+    ({"query": "x", "k": "many"}, "k: Input should be a valid integer"),
+])
+def test_argument_errors_are_in_the_users_terms(demo_workspace: Workspace, arguments: dict, said: str) -> None:
+    # The tool's own model judges them (as on every channel): no internal model names, no pydantic URLs,
+    # and an argument the tool does not take is refused, not dropped.
+    async def main():
+        async with Client(build_server(demo_workspace)) as client:
+            result = await client.call_tool("search_catalog", arguments)
+            text = result.content[0].text
+            assert result.is_error and said in text
+            assert "Arguments" not in text and "errors.pydantic.dev" not in text
+
+    run(main)
+
+
 def test_every_tool_is_listed_described_and_callable(demo_workspace: Workspace) -> None:
     server = build_server(demo_workspace)
 

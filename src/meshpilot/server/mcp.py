@@ -153,9 +153,26 @@ def build_server(workspace: Workspace, caller: Caller | None = None, *, http: bo
                         annotations=ToolAnnotations(readOnlyHint=spec.read_only, destructiveHint=spec.destructive,
                                                     idempotentHint=spec.idempotent, openWorldHint=False),
                         structured_output=True)
+        _validated_by_the_tool(server, spec.name)
     _add_resources(server, workspace)
     _add_prompts(server)
     return server
+
+
+def _validated_by_the_tool(server: MeshpilotMCP, name: str) -> None:
+    """Let the tool's own argument model judge the arguments, as on every other channel. The SDK checks
+    them first against a model it derives from the signature: its errors name that model
+    (`search_catalogArguments`) and pydantic's URLs, and it drops arguments the tool does not take. The
+    advertised JSON schema stays the SDK's."""
+    tool = server._tool_manager.get_tool(name)  # the SDK has no public hook for argument validation
+    metadata = getattr(tool, "fn_metadata", None)
+    if metadata is None or not hasattr(metadata, "pre_parse_json"):
+        return  # another SDK version: its own validation stays
+
+    def validate_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+        return dict(metadata.pre_parse_json(arguments))
+
+    object.__setattr__(metadata, "validate_arguments", validate_arguments)
 
 
 def _version() -> str:
