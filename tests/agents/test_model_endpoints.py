@@ -172,12 +172,22 @@ def test_stub_speaks_the_api(stub) -> None:
     assert reply["object"] == "chat.completion" and reply["choices"][0]["finish_reason"] == "stop"
 
 
+def test_another_model_than_the_workspaces_does_not_get_its_endpoint(demo_workspace, stub) -> None:
+    from meshpilot.agents.llm import ModelConfig
+
+    settings = {"name": "openai/tools", "api_base": stub.base, "api_key": "local", "timeout": 7}
+    same = ModelConfig.from_env(settings, name="openai/tools")
+    other = ModelConfig.from_env(settings, name="anthropic/claude-sonnet-4-5")
+    assert same.extra["api_base"] == stub.base and same.timeout_s == 7
+    assert "api_base" not in other.extra and "api_key" not in other.extra and other.timeout_s == 7
+
+
 def test_every_command_takes_the_workspace_model_settings(demo_workspace, stub, keyless, cli) -> None:
     # `sql ask --model` and `contracts draft --model` reach the workspace's endpoint (its api_base), not
     # the provider's public host.
-    ws = _configure(demo_workspace, stub, "tools")
+    ws = _configure(demo_workspace, stub, "plain")
     stub.requests.clear()
-    asked = cli("sql", "ask", "how many orders are there?", "--workspace", ws.root, "--model", "openai/plain")
+    asked = cli("sql", "ask", "how many orders are there?", "--workspace", ws.root)
     assert "internal error" not in asked.stderr and _sent(stub, "plain")
     drafted = cli("contracts", "draft", "mesh://commerce/orders", "--workspace", ws.root, "--model", "openai/plain",
                   "--json")

@@ -33,6 +33,7 @@ from meshpilot.errors import ConnectorError, InvalidArgumentError
 MODEL_ENV = "MESHPILOT_MODEL"
 TOOL_CHOICES = ("auto", "required", "none")
 _KEYLESS_LOCAL = ("openai", "hosted_vllm", "text-completion-openai")  # prefixes a local server is reached by
+_ENDPOINT_KEYS = ("api_base", "base_url", "api_key", "api_version")  # settings that belong to one endpoint
 
 
 class ModelProviderError(ConnectorError):
@@ -62,6 +63,10 @@ class ModelConfig:
         name = name or os.environ.get(MODEL_ENV) or configured
         if not name:
             return None
+        if configured and name != configured:
+            # Another model than the workspace's: its endpoint and key are not this one's.
+            for key in _ENDPOINT_KEYS:
+                settings.pop(key, None)
         if "/" not in name:
             raise InvalidArgumentError(f"The model '{name}' has no provider prefix.",
                                        hint="Write it as LiteLLM does: openai/gpt-4o-mini, anthropic/claude-sonnet-4-5, "
